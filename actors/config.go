@@ -1,0 +1,124 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/fluxo-broker/fluxo/persistence"
+)
+
+// Config configures a Node. Zero fields take the default in their comment;
+// EnsureDefaults fills them and Validate checks ranges.
+type Config struct {
+	// DataDir holds segments, Pebble and the coordination store. Required.
+	DataDir string
+	// FS is the file system for segments and Pebble. Default vfs.Default.
+	FS vfs.FS
+	// Sync is the durability policy. Default persistence.SyncAlways (fsync
+	// before acknowledging, with group commit).
+	Sync persistence.SyncPolicy
+	// SegmentBytes is the segment roll and preallocation size. Default 128 MiB.
+	SegmentBytes int64
+
+	// RemoteListen is the protoactor remote endpoint (host:port) Go clients
+	// send actor messages to. Empty: no remote endpoint (in-process only).
+	RemoteListen string
+
+	// DefaultPartitions is the partition count of a topic created without one.
+	// Default 1 (Kafka's num.partitions).
+	DefaultPartitions int32
+	// MaxPartitionsPerTopic bounds CreateTopic. Default 10000.
+	MaxPartitionsPerTopic int32
+	// DefaultRetentionMs is retention.ms for topics that do not set it.
+	// Default 7 days; -1 keeps records forever.
+	DefaultRetentionMs int64
+	// DefaultRetentionBytes is retention.bytes per partition. Default -1 (no
+	// size limit).
+	DefaultRetentionBytes int64
+	// DefaultMaxMessageBytes is max.message.bytes, the largest record batch
+	// accepted. Default 1048588 (Kafka's).
+	DefaultMaxMessageBytes int32
+	// RetentionCheckInterval is how often retention runs. Default 5 minutes.
+	RetentionCheckInterval time.Duration
+	// RequestTimeout bounds a request to an actor. Default 30 s.
+	RequestTimeout time.Duration
+
+	// Metadata is the coordination store holding topics. Required.
+	Metadata MetadataStore
+	// PartitionMiddleware wraps every partition actor's receive (tests inject
+	// faults with it; see testkit).
+	PartitionMiddleware []actor.ReceiverMiddleware
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// EnsureDefaults fills unset fields with their defaults.
+func (c *Config) EnsureDefaults() {
+	if c.FS == nil {
+		c.FS = vfs.Default
+	}
+	if c.SegmentBytes == 0 {
+		c.SegmentBytes = 128 << 20
+	}
+	if c.DefaultPartitions == 0 {
+		c.DefaultPartitions = 1
+	}
+	if c.MaxPartitionsPerTopic == 0 {
+		c.MaxPartitionsPerTopic = 10000
+	}
+	if c.DefaultRetentionMs == 0 {
+		c.DefaultRetentionMs = 7 * 24 * time.Hour.Milliseconds()
+	}
+	if c.DefaultRetentionBytes == 0 {
+		c.DefaultRetentionBytes = -1
+	}
+	if c.DefaultMaxMessageBytes == 0 {
+		c.DefaultMaxMessageBytes = 1048588
+	}
+	if c.RetentionCheckInterval == 0 {
+		c.RetentionCheckInterval = 5 * time.Minute
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 30 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports the first setting out of range, naming it.
+func (c *Config) Validate() error {
+	switch {
+	case c.DataDir == "":
+		return errors.New("config: DataDir is required")
+	case c.Metadata == nil:
+		return errors.New("config: Metadata (the coordination store) is required")
+	case c.Sync != persistence.SyncAlways && c.Sync != persistence.SyncNever:
+		return fmt.Errorf("config: Sync %d is not a known policy", c.Sync)
+	case c.SegmentBytes < 1<<20 || c.SegmentBytes > 1<<30:
+		return fmt.Errorf("config: SegmentBytes %d out of range [1 MiB, 1 GiB]", c.SegmentBytes)
+	case c.DefaultPartitions < 1 || c.DefaultPartitions > c.MaxPartitionsPerTopic:
+		return fmt.Errorf("config: DefaultPartitions %d out of range [1, %d]", c.DefaultPartitions, c.MaxPartitionsPerTopic)
+	case c.DefaultRetentionMs < -1:
+		return fmt.Errorf("config: DefaultRetentionMs %d must be -1 or positive", c.DefaultRetentionMs)
+	case c.DefaultRetentionBytes < -1:
+		return fmt.Errorf("config: DefaultRetentionBytes %d must be -1 or positive", c.DefaultRetentionBytes)
+	case c.DefaultMaxMessageBytes < 1:
+		return fmt.Errorf("config: DefaultMaxMessageBytes %d must be positive", c.DefaultMaxMessageBytes)
+	case c.RetentionCheckInterval < 10*time.Millisecond:
+		return fmt.Errorf("config: RetentionCheckInterval %v below 10ms", c.RetentionCheckInterval)
+	case c.RequestTimeout < time.Millisecond:
+		return fmt.Errorf("config: RequestTimeout %v below 1ms", c.RequestTimeout)
+	}
+	return nil
+}

@@ -1,0 +1,458 @@
+// Package actors holds Fluxo's actors: the broker actor (root supervisor of a
+// node and its remote endpoint), the partitions supervisor, and one partition
+// actor per hosted partition. Each stateful actor is a pure state machine
+// (partition_core.go) inside a thin protoactor shell (partition.go). The Node
+// type wires them to storage and the coordination store and is what the
+// embeddable Go API and the gateway call.
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/fluxo-broker/fluxo/internal/recordbatch"
+	"github.com/fluxo-broker/fluxo/persistence"
+	"github.com/fluxo-broker/fluxo/proto/fluxopb"
+)
+
+// BrokerActorName is the id of the broker actor; remote clients address
+// actor.NewPID(remoteAddress, BrokerActorName).
+const BrokerActorName = "broker"
+
+// Node is one running broker: its actor system, storage, and actors.
+type Node struct {
+	cfg      Config
+	logger   *slog.Logger
+	system   *actor.ActorSystem
+	remote   *remote.Remote
+	store    *persistence.Store
+	registry *registry
+
+	brokerPID     *actor.PID
+	partitionsPID *actor.PID
+	restarts      atomic.Int64
+	topicMu       sync.Mutex // serialises topic create/delete/alter
+	topicsMu      sync.RWMutex
+	topics        map[string]*fluxopb.TopicMetadata
+	stopRetention chan struct{}
+	retentionDone chan struct{}
+	stopOnce      sync.Once
+	stopErr       error
+}
+
+// Start opens storage, loads topics from the coordination store, and spawns
+// the actor tree. On error everything opened is closed again.
+func Start(ctx context.Context, cfg Config) (n *Node, err error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n = &Node{
+		cfg:           cfg,
+		logger:        cfg.Logger,
+		registry:      newRegistry(),
+		topics:        make(map[string]*fluxopb.TopicMetadata),
+		stopRetention: make(chan struct{}),
+		retentionDone: make(chan struct{}),
+	}
+	n.store, err = persistence.Open(persistence.Options{
+		Dir: cfg.DataDir, FS: cfg.FS, Sync: cfg.Sync, SegmentBytes: cfg.SegmentBytes, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = n.store.Close()
+		}
+	}()
+	topics, err := cfg.Metadata.ListTopics(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("start: load topics: %w", err)
+	}
+	for _, t := range topics {
+		n.topics[t.Name] = t
+	}
+	if err := n.removeOrphans(); err != nil {
+		return nil, fmt.Errorf("start: %w", err)
+	}
+
+	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return quietLogger(cfg.Logger)
+	}))
+	if cfg.RemoteListen != "" {
+		if err := n.startRemote(cfg.RemoteListen); err != nil {
+			return nil, fmt.Errorf("start: %w", err)
+		}
+	}
+	ready := make(chan *actor.PID, 1)
+	props := actor.PropsFromProducer(func() actor.Actor { return &brokerActor{node: n, ready: ready} },
+		actor.WithSupervisor(newBackoffStrategy(n.logger, &n.restarts)))
+	n.brokerPID, err = n.system.Root.SpawnNamed(props, BrokerActorName)
+	if err != nil {
+		n.shutdownRemote()
+		return nil, fmt.Errorf("start: spawn broker actor: %w", err)
+	}
+	select {
+	case n.partitionsPID = <-ready:
+	case <-ctx.Done():
+		n.shutdownRemote()
+		return nil, ctx.Err()
+	}
+	if err := n.waitPartitionsStarted(ctx); err != nil {
+		_ = n.Stop()
+		return nil, err
+	}
+	go n.retentionLoop()
+	return n, nil
+}
+
+// startRemote starts the protoactor remote endpoint, turning its panic on a
+// taken port into an error.
+func (n *Node) startRemote(addr string) (err error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("remote listen %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return fmt.Errorf("remote listen %q: bad port", addr)
+	}
+	// Probe first: remote.Start panics on a taken port and leaves state behind.
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("remote listen %s: %w", addr, err)
+	}
+	if port == 0 {
+		port = l.Addr().(*net.TCPAddr).Port
+	}
+	l.Close()
+	n.remote = remote.NewRemote(n.system, remote.Configure(host, port))
+	defer func() {
+		if r := recover(); r != nil {
+			n.remote = nil
+			err = fmt.Errorf("remote listen %s: %v", addr, r)
+		}
+	}()
+	n.remote.Start()
+	return nil
+}
+
+func (n *Node) shutdownRemote() {
+	if n.remote != nil {
+		n.remote.Shutdown(true)
+		n.remote = nil
+	}
+}
+
+// waitPartitionsStarted blocks until every partition of every topic has
+// opened its log, so the node serves all of them when Start returns.
+func (n *Node) waitPartitionsStarted(ctx context.Context) error {
+	for _, t := range n.topicsSnapshot() {
+		for p := int32(0); p < t.Partitions; p++ {
+			id := persistence.PartitionID{Topic: t.Name, Partition: p}
+			if err := n.waitPartition(ctx, id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// waitPartition waits until the partition's actor has published its log.
+func (n *Node) waitPartition(ctx context.Context, id persistence.PartitionID) error {
+	deadline := time.Now().Add(n.cfg.RequestTimeout)
+	for {
+		if h := n.registry.get(id); h != nil {
+			if _, err := h.view.currentLog(); err == nil {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("partition %s-%d did not start within %v", id.Topic, id.Partition, n.cfg.RequestTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// Stop stops the actors (answering held requests), syncs and closes storage.
+func (n *Node) Stop() error {
+	n.stopOnce.Do(func() {
+		close(n.stopRetention)
+		<-n.retentionDone
+		if n.brokerPID != nil {
+			if _, err := n.system.Root.PoisonFuture(n.brokerPID).Result(); err != nil {
+				n.logger.Warn("stop broker actor", "err", err)
+			}
+		}
+		n.shutdownRemote()
+		n.system.Shutdown()
+		n.stopErr = n.store.Close()
+	})
+	return n.stopErr
+}
+
+// System is the node's actor system (to spawn actors beside the broker's).
+func (n *Node) System() *actor.ActorSystem { return n.system }
+
+// RemoteAddress is the host:port remote clients send actor messages to, or ""
+// when the node has no remote endpoint.
+func (n *Node) RemoteAddress() string {
+	if n.remote == nil {
+		return ""
+	}
+	return n.system.Address()
+}
+
+// BrokerPID is the broker actor, the entry point for actor messages.
+func (n *Node) BrokerPID() *actor.PID { return n.brokerPID }
+
+// Restarts counts actor restarts since start, across all supervisors.
+func (n *Node) Restarts() int64 { return n.restarts.Load() }
+
+// PartitionPID is the partition's actor, or nil if this node does not host it.
+func (n *Node) PartitionPID(topic string, partition int32) *actor.PID {
+	if h := n.registry.get(persistence.PartitionID{Topic: topic, Partition: partition}); h != nil {
+		return h.pid
+	}
+	return nil
+}
+
+func (n *Node) handle(topic string, partition int32) (*partitionHandle, *kerr.Error) {
+	h := n.registry.get(persistence.PartitionID{Topic: topic, Partition: partition})
+	if h == nil {
+		return nil, kerr.UnknownTopicOrPartition
+	}
+	return h, nil
+}
+
+// Produce appends the request's single record batch. With acks=0 it returns
+// at once with no offset; otherwise once the batch is durable.
+func (n *Node) Produce(ctx context.Context, req *fluxopb.ProduceRequest) (*fluxopb.ProduceResponse, error) {
+	h, kerrr := n.handle(req.Topic, req.Partition)
+	if kerrr != nil {
+		return &fluxopb.ProduceResponse{ErrorCode: int32(kerrr.Code), ErrorMessage: fmt.Sprintf("topic %q partition %d does not exist", req.Topic, req.Partition), BaseOffset: -1, LogAppendTimeMs: -1}, nil
+	}
+	if req.Acks == 0 {
+		n.system.Root.Send(h.pid, req)
+		return &fluxopb.ProduceResponse{BaseOffset: -1, LogAppendTimeMs: -1}, nil
+	}
+	res, err := n.request(ctx, h.pid, req, req.TimeoutMs)
+	if err != nil {
+		return nil, err
+	}
+	pr, ok := res.(*fluxopb.ProduceResponse)
+	if !ok {
+		return nil, fmt.Errorf("produce: unexpected reply %T", res)
+	}
+	return pr, nil
+}
+
+// request sends msg to pid and waits for the reply, bounded by the context,
+// timeoutMs (if positive) and the node's RequestTimeout.
+func (n *Node) request(ctx context.Context, pid *actor.PID, msg any, timeoutMs int32) (any, error) {
+	timeout := n.cfg.RequestTimeout
+	if timeoutMs > 0 && time.Duration(timeoutMs)*time.Millisecond < timeout {
+		timeout = time.Duration(timeoutMs) * time.Millisecond
+	}
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
+		timeout = time.Until(d)
+	}
+	if timeout <= 0 {
+		return nil, context.DeadlineExceeded
+	}
+	res, err := n.system.Root.RequestFuture(pid, msg, timeout).Result()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrTimeout, err)
+	}
+	return res, nil
+}
+
+// ErrTimeout: an actor did not answer in time; the request may have taken
+// effect.
+var ErrTimeout = errors.New("request timed out")
+
+// Fetch reads record batches from the request's offset, long-polling up to
+// MaxWaitMs for MinBytes. The first batch may start before the offset.
+func (n *Node) Fetch(ctx context.Context, req *fluxopb.FetchRequest) (*fluxopb.FetchResponse, error) {
+	h, kerrr := n.handle(req.Topic, req.Partition)
+	if kerrr != nil {
+		return &fluxopb.FetchResponse{ErrorCode: int32(kerrr.Code), ErrorMessage: fmt.Sprintf("topic %q partition %d does not exist", req.Topic, req.Partition), HighWatermark: -1, LogStartOffset: -1}, nil
+	}
+	maxBytes := int(req.MaxBytes)
+	if maxBytes <= 0 {
+		maxBytes = 1 << 20
+	}
+	res, err := h.view.fetch(ctx, req.Offset, maxBytes, int(req.MinBytes), time.Duration(req.MaxWaitMs)*time.Millisecond)
+	out := &fluxopb.FetchResponse{HighWatermark: res.hw, LogStartOffset: res.logStart, Records: res.records}
+	switch {
+	case err == nil:
+	case errors.Is(err, persistence.ErrOffsetOutOfRange):
+		out.ErrorCode = int32(kerr.OffsetOutOfRange.Code)
+		out.ErrorMessage = fmt.Sprintf("offset %d is outside [%d, %d]", req.Offset, res.logStart, h.view.logEnd.Load())
+	case errors.Is(err, errPartitionUnavailable):
+		out.ErrorCode = int32(kerr.NotLeaderForPartition.Code)
+		out.ErrorMessage = err.Error()
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return nil, err
+	default:
+		out.ErrorCode = int32(kerr.KafkaStorageError.Code)
+		out.ErrorMessage = err.Error()
+	}
+	return out, nil
+}
+
+// ListOffsets resolves a timestamp (or -1 latest, -2 earliest, -3 max
+// timestamp) to an offset, as Kafka's ListOffsets does.
+func (n *Node) ListOffsets(ctx context.Context, req *fluxopb.ListOffsetsRequest) (*fluxopb.ListOffsetsResponse, error) {
+	h, kerrr := n.handle(req.Topic, req.Partition)
+	if kerrr != nil {
+		return &fluxopb.ListOffsetsResponse{ErrorCode: int32(kerrr.Code), Offset: -1, Timestamp: -1}, nil
+	}
+	log, err := h.view.currentLog()
+	if err != nil {
+		return &fluxopb.ListOffsetsResponse{ErrorCode: int32(kerr.NotLeaderForPartition.Code), ErrorMessage: err.Error(), Offset: -1, Timestamp: -1}, nil
+	}
+	hw := h.view.hw.Load()
+	switch req.Timestamp {
+	case -1:
+		return &fluxopb.ListOffsetsResponse{Offset: hw, Timestamp: -1}, nil
+	case -2:
+		return &fluxopb.ListOffsetsResponse{Offset: h.view.logStart.Load(), Timestamp: -1}, nil
+	case -3:
+		maxTS := log.Checkpoint().MaxTimestamp
+		if maxTS < 0 {
+			return &fluxopb.ListOffsetsResponse{Offset: -1, Timestamp: -1}, nil
+		}
+		return n.offsetForTimestamp(log, hw, maxTS, true)
+	}
+	if req.Timestamp < 0 {
+		return &fluxopb.ListOffsetsResponse{ErrorCode: int32(kerr.InvalidRequest.Code), ErrorMessage: fmt.Sprintf("timestamp %d", req.Timestamp), Offset: -1, Timestamp: -1}, nil
+	}
+	return n.offsetForTimestamp(log, hw, req.Timestamp, false)
+}
+
+// offsetForTimestamp finds the first record with timestamp >= ts (exact: true
+// for the record whose timestamp equals ts, the max-timestamp lookup), by the
+// batch index and then the batch's records.
+func (n *Node) offsetForTimestamp(log persistence.Log, hw, ts int64, exact bool) (*fluxopb.ListOffsetsResponse, error) {
+	notFound := &fluxopb.ListOffsetsResponse{Offset: -1, Timestamp: -1}
+	base, _, err := log.OffsetForTimestamp(ts)
+	if errors.Is(err, persistence.ErrNotFound) {
+		return notFound, nil
+	}
+	if err != nil {
+		return &fluxopb.ListOffsetsResponse{ErrorCode: int32(kerr.KafkaStorageError.Code), ErrorMessage: err.Error(), Offset: -1, Timestamp: -1}, nil
+	}
+	for base < hw {
+		data, err := log.Read(base, 1, hw)
+		if err != nil || len(data) == 0 {
+			break
+		}
+		batches, err := recordbatch.Split(data)
+		if err != nil || len(batches) == 0 {
+			break
+		}
+		recs, err := recordbatch.Records(batches[0])
+		if err != nil {
+			return &fluxopb.ListOffsetsResponse{ErrorCode: int32(kerr.CorruptMessage.Code), ErrorMessage: err.Error(), Offset: -1, Timestamp: -1}, nil
+		}
+		for _, r := range recs {
+			if (exact && r.Timestamp == ts) || (!exact && r.Timestamp >= ts) {
+				return &fluxopb.ListOffsetsResponse{Offset: r.Offset, Timestamp: r.Timestamp}, nil
+			}
+		}
+		h, _ := recordbatch.ParseHeader(batches[0])
+		base = h.LastOffset() + 1
+	}
+	return notFound, nil
+}
+
+// DeleteRecords advances the partition's log start offset.
+func (n *Node) DeleteRecords(ctx context.Context, req *fluxopb.DeleteRecordsRequest) (*fluxopb.DeleteRecordsResponse, error) {
+	h, kerrr := n.handle(req.Topic, req.Partition)
+	if kerrr != nil {
+		return &fluxopb.DeleteRecordsResponse{ErrorCode: int32(kerrr.Code), LowWatermark: -1}, nil
+	}
+	res, err := n.request(ctx, h.pid, req, 0)
+	if err != nil {
+		return nil, err
+	}
+	out, ok := res.(*fluxopb.DeleteRecordsResponse)
+	if !ok {
+		return nil, fmt.Errorf("delete records: unexpected reply %T", res)
+	}
+	return out, nil
+}
+
+// PartitionInfo reports one partition's offsets and size.
+func (n *Node) PartitionInfo(ctx context.Context, topic string, partition int32) (*fluxopb.PartitionInfo, error) {
+	h, kerrr := n.handle(topic, partition)
+	if kerrr != nil {
+		return nil, kerrr
+	}
+	res, err := n.request(ctx, h.pid, &infoMsg{}, 0)
+	if err != nil {
+		return nil, err
+	}
+	info, ok := res.(*fluxopb.PartitionInfo)
+	if !ok {
+		return nil, fmt.Errorf("partition info: unexpected reply %T", res)
+	}
+	return info, nil
+}
+
+// Truncate removes every offset at or after endOffset from a partition (for
+// tests and, later, followers after a leader change).
+func (n *Node) Truncate(ctx context.Context, topic string, partition int32, endOffset int64) error {
+	h, kerrr := n.handle(topic, partition)
+	if kerrr != nil {
+		return kerrr
+	}
+	res, err := n.request(ctx, h.pid, &truncateMsg{endOffset: endOffset}, 0)
+	if err != nil {
+		return err
+	}
+	if r, ok := res.(*checkpointReply); !ok {
+		return fmt.Errorf("truncate: unexpected reply %T", res)
+	} else if r.err != nil {
+		return fmt.Errorf("truncate: %w", r.err)
+	}
+	return nil
+}
+
+// quietLogger keeps protoactor's chatty info logs out of ours.
+func quietLogger(l *slog.Logger) *slog.Logger {
+	return slog.New(levelFilter{h: l.Handler(), min: slog.LevelWarn})
+}
+
+type levelFilter struct {
+	h   slog.Handler
+	min slog.Level
+}
+
+func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= f.min && f.h.Enabled(ctx, l)
+}
+func (f levelFilter) Handle(ctx context.Context, r slog.Record) error { return f.h.Handle(ctx, r) }
+func (f levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelFilter{h: f.h.WithAttrs(a), min: f.min}
+}
+func (f levelFilter) WithGroup(g string) slog.Handler {
+	return levelFilter{h: f.h.WithGroup(g), min: f.min}
+}

@@ -1,0 +1,241 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/fluxo-broker/fluxo/internal/recordbatch"
+	"github.com/fluxo-broker/fluxo/persistence"
+	"github.com/fluxo-broker/fluxo/proto/fluxopb"
+)
+
+// partitionCore is the partition's state machine: it decides what a produce
+// does (assign offsets, deduplicate retries of idempotent producers, reject bad
+// input) and when replies may go out (once the high watermark passes them). It
+// does no I/O and reads no clock, so it is tested without actors or disks; the
+// actor shell in partition.go performs the appends and syncs it asks for.
+type partitionCore struct {
+	cp              *fluxopb.PartitionCheckpoint // state after every append so far
+	hw              int64                        // high watermark: offsets below are durable
+	leaderEpoch     int32
+	maxMessageBytes int32
+	pending         []pendingReply // ascending by waitOffset
+}
+
+// pendingReply is a produce reply held until the high watermark passes
+// waitOffset (the batch's last offset).
+type pendingReply struct {
+	waitOffset int64
+	reply      *fluxopb.ProduceResponse
+	token      any // the shell's handle to answer (sender PID)
+}
+
+// appendOp is an append the core asks the shell to perform.
+type appendOp struct {
+	batch       []byte
+	baseOffset  int64
+	leaderEpoch int32
+	event       *fluxopb.BatchAppended // without segment position
+	after       *fluxopb.PartitionCheckpoint
+}
+
+// produceDecision is the outcome of one produce request.
+type produceDecision struct {
+	// reply goes out at once when append is nil and wait is false.
+	reply *fluxopb.ProduceResponse
+	// append, when set, must be performed before the reply is queued.
+	append *appendOp
+	// wait: queue reply until the high watermark passes waitOffset.
+	wait       bool
+	waitOffset int64
+}
+
+func newPartitionCore(cp *fluxopb.PartitionCheckpoint, maxMessageBytes int32) *partitionCore {
+	return &partitionCore{
+		cp:              cp,
+		hw:              cp.HighWatermark,
+		leaderEpoch:     cp.LeaderEpoch,
+		maxMessageBytes: maxMessageBytes,
+	}
+}
+
+func (c *partitionCore) logEnd() int64   { return c.cp.LogEndOffset }
+func (c *partitionCore) logStart() int64 { return c.cp.LogStartOffset }
+
+func errorReply(e *kerr.Error, format string, args ...any) *fluxopb.ProduceResponse {
+	return &fluxopb.ProduceResponse{
+		ErrorCode:       int32(e.Code),
+		ErrorMessage:    fmt.Sprintf(format, args...),
+		BaseOffset:      -1,
+		LogAppendTimeMs: -1,
+	}
+}
+
+// decideProduce validates the request's single batch and decides whether it
+// is appended, answered as a duplicate, or rejected.
+func (c *partitionCore) decideProduce(req *fluxopb.ProduceRequest) produceDecision {
+	if int64(len(req.Records)) > int64(c.maxMessageBytes) {
+		return produceDecision{reply: errorReply(kerr.MessageTooLarge, "batch of %d bytes exceeds max.message.bytes %d", len(req.Records), c.maxMessageBytes)}
+	}
+	h, err := recordbatch.Validate(req.Records)
+	switch {
+	case errors.Is(err, recordbatch.ErrCorrupt):
+		return produceDecision{reply: errorReply(kerr.CorruptMessage, "record batch CRC32C mismatch")}
+	case errors.Is(err, recordbatch.ErrTruncated):
+		// Either truncated or several batches: v3+ produce carries exactly one.
+		if _, serr := recordbatch.Split(req.Records); serr == nil {
+			return produceDecision{reply: errorReply(kerr.InvalidRecord, "a produce request must carry exactly one record batch per partition")}
+		}
+		return produceDecision{reply: errorReply(kerr.CorruptMessage, "truncated record batch")}
+	case err != nil:
+		return produceDecision{reply: errorReply(kerr.InvalidRecord, "%v", err)}
+	}
+	if h.Control() || h.Transactional() {
+		return produceDecision{reply: errorReply(kerr.InvalidRecord, "transactional and control batches are not supported yet")}
+	}
+	res := &fluxopb.ProduceResponse{LogAppendTimeMs: -1, LogStartOffset: c.cp.LogStartOffset}
+	if h.Idempotent() {
+		if d, done := c.checkSequence(h, res); done {
+			return d
+		}
+	}
+	base := c.cp.LogEndOffset
+	ev := &fluxopb.BatchAppended{
+		BaseOffset:     base,
+		LastOffset:     base + int64(h.LastOffsetDelta),
+		LeaderEpoch:    c.leaderEpoch,
+		ProducerId:     h.ProducerID,
+		ProducerEpoch:  int32(h.ProducerEpoch),
+		BaseSequence:   h.BaseSequence,
+		LastSequence:   h.LastSequence(),
+		MaxTimestamp:   h.MaxTimestamp,
+		FirstTimestamp: h.FirstTimestamp,
+		Size:           int32(len(req.Records)),
+		RecordCount:    h.RecordCount,
+	}
+	res.BaseOffset = base
+	return produceDecision{
+		reply:      res,
+		append:     &appendOp{batch: req.Records, baseOffset: base, leaderEpoch: c.leaderEpoch, event: ev, after: persistence.ApplyBatch(c.cp, ev)},
+		wait:       true,
+		waitOffset: ev.LastOffset,
+	}
+}
+
+// checkSequence applies Kafka's idempotence rules (ProducerStateManager) to an
+// idempotent batch. done reports that the decision is final (duplicate or
+// error); otherwise the batch is appended.
+func (c *partitionCore) checkSequence(h recordbatch.Header, res *fluxopb.ProduceResponse) (produceDecision, bool) {
+	var ps *fluxopb.ProducerState
+	for _, p := range c.cp.Producers {
+		if p.ProducerId == h.ProducerID {
+			ps = p
+			break
+		}
+	}
+	if ps == nil {
+		return produceDecision{}, false // a new producer may start at any sequence
+	}
+	epoch := int32(h.ProducerEpoch)
+	switch {
+	case epoch < ps.ProducerEpoch:
+		return produceDecision{reply: errorReply(kerr.InvalidProducerEpoch, "producer %d epoch %d is older than %d", h.ProducerID, epoch, ps.ProducerEpoch)}, true
+	case epoch > ps.ProducerEpoch:
+		if h.BaseSequence != 0 {
+			return produceDecision{reply: errorReply(kerr.OutOfOrderSequenceNumber, "producer %d new epoch %d must start at sequence 0, got %d", h.ProducerID, epoch, h.BaseSequence)}, true
+		}
+		return produceDecision{}, false
+	}
+	for _, b := range ps.Batches {
+		if b.FirstSequence == h.BaseSequence && b.LastSequence == h.LastSequence() {
+			// A retry of a batch we hold: answer with its original offset,
+			// once it is durable.
+			res.BaseOffset = b.BaseOffset
+			return produceDecision{reply: res, wait: true, waitOffset: b.LastOffset}, true
+		}
+	}
+	if n := len(ps.Batches); n > 0 {
+		last := ps.Batches[n-1].LastSequence
+		next := int32((int64(last) + 1) % (1 << 31))
+		if h.BaseSequence != next {
+			if seqBefore(h.BaseSequence, next) {
+				return produceDecision{reply: errorReply(kerr.DuplicateSequenceNumber, "producer %d sequence %d was already written", h.ProducerID, h.BaseSequence)}, true
+			}
+			return produceDecision{reply: errorReply(kerr.OutOfOrderSequenceNumber, "producer %d expected sequence %d, got %d", h.ProducerID, next, h.BaseSequence)}, true
+		}
+	}
+	return produceDecision{}, false
+}
+
+// seqBefore reports whether sequence a comes before b, allowing for the wrap
+// at 2^31 (within half the range).
+func seqBefore(a, b int32) bool {
+	d := (int64(b) - int64(a) + (1 << 31)) % (1 << 31)
+	return d > 0 && d < (1<<30)
+}
+
+// applyAppended adopts the state after an append the shell performed.
+func (c *partitionCore) applyAppended(op *appendOp) {
+	c.cp = op.after
+}
+
+// enqueue holds a reply until the high watermark passes waitOffset.
+func (c *partitionCore) enqueue(waitOffset int64, reply *fluxopb.ProduceResponse, token any) {
+	if waitOffset < c.hw {
+		panic("enqueue of an already durable offset: the shell should reply at once")
+	}
+	p := pendingReply{waitOffset: waitOffset, reply: reply, token: token}
+	i := len(c.pending)
+	for i > 0 && c.pending[i-1].waitOffset > waitOffset {
+		i--
+	}
+	c.pending = append(c.pending, pendingReply{})
+	copy(c.pending[i+1:], c.pending[i:])
+	c.pending[i] = p
+}
+
+// synced advances the high watermark to upTo (bounded by the log end) and
+// returns the replies it releases, in offset order.
+func (c *partitionCore) synced(upTo int64) []pendingReply {
+	if upTo > c.cp.LogEndOffset {
+		upTo = c.cp.LogEndOffset
+	}
+	if upTo <= c.hw {
+		return nil
+	}
+	c.hw = upTo
+	c.cp.HighWatermark = upTo
+	n := 0
+	for n < len(c.pending) && c.pending[n].waitOffset < upTo {
+		n++
+	}
+	out := c.pending[:n:n]
+	c.pending = append([]pendingReply(nil), c.pending[n:]...)
+	return out
+}
+
+// failPending empties the queue, returning every held reply turned into a
+// retriable error (the caller cannot know whether the batch was appended).
+func (c *partitionCore) failPending(e *kerr.Error, why string) []pendingReply {
+	out := c.pending
+	c.pending = nil
+	for i := range out {
+		out[i].reply = errorReply(e, "%s", why)
+	}
+	return out
+}
+
+// adopt replaces the state after a truncation or log-start change the store
+// performed, keeping the high watermark within the log.
+func (c *partitionCore) adopt(cp *fluxopb.PartitionCheckpoint) {
+	c.cp = cp
+	if c.hw > cp.LogEndOffset {
+		c.hw = cp.LogEndOffset
+	}
+	if c.hw < cp.LogStartOffset {
+		c.hw = cp.LogStartOffset
+	}
+	cp.HighWatermark = c.hw
+}

@@ -1,0 +1,69 @@
+package actors
+
+import (
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/fluxo-broker/fluxo/proto/fluxopb"
+)
+
+// backoffStrategy is OneForOne supervision with exponential backoff: a failing
+// child alone is restarted, after initial, 2*initial, ... up to max, the count
+// resetting after a quiet window. Before the restart, the request that made
+// the child fail is answered with a retriable error, so its caller does not
+// wait for a timeout.
+type backoffStrategy struct {
+	initial, max, window time.Duration
+	logger               *slog.Logger
+	restarts             *atomic.Int64 // counts restarts, for tests and metrics
+}
+
+func newBackoffStrategy(logger *slog.Logger, restarts *atomic.Int64) *backoffStrategy {
+	return &backoffStrategy{initial: 10 * time.Millisecond, max: 5 * time.Second, window: 30 * time.Second, logger: logger, restarts: restarts}
+}
+
+func (s *backoffStrategy) HandleFailure(system *actor.ActorSystem, supervisor actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, reason any, message any) {
+	if rs.NumberOfFailures(s.window) == 0 {
+		rs.Reset()
+	}
+	rs.Fail()
+	delay := s.initial << min(rs.FailureCount()-1, 20)
+	if delay > s.max || delay <= 0 {
+		delay = s.max
+	}
+	s.logger.Error("actor failed; restarting", "actor", child.Id, "reason", fmt.Sprint(reason), "failures", rs.FailureCount(), "backoff", delay)
+	answerFailedRequest(system, message)
+	if s.restarts != nil {
+		s.restarts.Add(1)
+	}
+	time.AfterFunc(delay, func() { supervisor.RestartChildren(child) })
+}
+
+// answerFailedRequest replies to the request a child failed on, if it was one
+// with a sender, with NOT_LEADER_OR_FOLLOWER: retriable, and honest about not
+// knowing whether the request took effect.
+func answerFailedRequest(system *actor.ActorSystem, message any) {
+	env, ok := message.(*actor.MessageEnvelope)
+	if !ok || env.Sender == nil {
+		return
+	}
+	const why = "the actor serving this request failed and is restarting; retry"
+	code := int32(kerr.NotLeaderForPartition.Code)
+	var reply any
+	switch env.Message.(type) {
+	case *fluxopb.ProduceRequest:
+		reply = &fluxopb.ProduceResponse{ErrorCode: code, ErrorMessage: why, BaseOffset: -1, LogAppendTimeMs: -1}
+	case *fluxopb.DeleteRecordsRequest:
+		reply = &fluxopb.DeleteRecordsResponse{ErrorCode: code, ErrorMessage: why, LowWatermark: -1}
+	case *truncateMsg, *advanceStartMsg:
+		reply = &checkpointReply{err: errPartitionUnavailable}
+	default:
+		return
+	}
+	system.Root.Send(env.Sender, reply)
+}

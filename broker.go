@@ -1,0 +1,149 @@
+package fluxo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/fluxo-broker/fluxo/actors"
+	"github.com/fluxo-broker/fluxo/cluster"
+	"github.com/fluxo-broker/fluxo/persistence"
+	"github.com/fluxo-broker/fluxo/proto/fluxopb"
+)
+
+// Broker is a broker running inside this program.
+type Broker struct {
+	ops
+	node *actors.Node
+	meta *cluster.Store
+}
+
+var _ Conn = (*Broker)(nil)
+
+// Option configures Start.
+type Option func(*startConfig)
+
+type startConfig struct {
+	node actors.Config
+}
+
+// WithDataDir sets the data directory (default "./data").
+func WithDataDir(dir string) Option { return func(c *startConfig) { c.node.DataDir = dir } }
+
+// WithRemoteListen opens a protoactor remote endpoint on addr (host:port,
+// port 0 picks one) so Dial can reach this broker from another process.
+func WithRemoteListen(addr string) Option {
+	return func(c *startConfig) { c.node.RemoteListen = addr }
+}
+
+// WithoutFsync acknowledges writes before they reach the disk (benchmarks;
+// replicated clusters). The default syncs before acknowledging.
+func WithoutFsync() Option {
+	return func(c *startConfig) { c.node.Sync = persistence.SyncNever }
+}
+
+// WithFS runs storage on fs (tests use vfs.NewCrashableMem to simulate
+// crashes). The coordination store still uses the real data directory.
+func WithFS(fs vfs.FS) Option { return func(c *startConfig) { c.node.FS = fs } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(c *startConfig) { c.node.Logger = l } }
+
+// WithDefaultPartitions sets the partition count of topics created without one.
+func WithDefaultPartitions(n int32) Option {
+	return func(c *startConfig) { c.node.DefaultPartitions = n }
+}
+
+// WithRetentionCheckInterval sets how often retention runs (default 5 min).
+func WithRetentionCheckInterval(d time.Duration) Option {
+	return func(c *startConfig) { c.node.RetentionCheckInterval = d }
+}
+
+// WithPartitionMiddleware wraps every partition actor's receive; testkit uses
+// it to inject panics.
+func WithPartitionMiddleware(m ...actor.ReceiverMiddleware) Option {
+	return func(c *startConfig) { c.node.PartitionMiddleware = append(c.node.PartitionMiddleware, m...) }
+}
+
+// WithNodeConfig edits the full node configuration (every setting, for
+// callers that need more than the options above).
+func WithNodeConfig(fn func(*actors.Config)) Option { return func(c *startConfig) { fn(&c.node) } }
+
+// Start starts a broker in this program. Close stops it.
+func Start(ctx context.Context, opts ...Option) (*Broker, error) {
+	c := startConfig{node: actors.Config{DataDir: "data"}}
+	for _, opt := range opts {
+		opt(&c)
+	}
+	if c.node.DataDir == "" {
+		return nil, errors.New("fluxo: data directory is empty")
+	}
+	meta, err := cluster.Open(ctx, cluster.Options{DataDir: filepath.Join(c.node.DataDir, "meta"), Logger: c.node.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("fluxo: coordination store: %w", err)
+	}
+	c.node.Metadata = meta
+	node, err := actors.Start(ctx, c.node)
+	if err != nil {
+		_ = meta.Close()
+		return nil, fmt.Errorf("fluxo: %w", err)
+	}
+	b := &Broker{node: node, meta: meta}
+	b.ops = ops{r: localRequester{node}}
+	return b, nil
+}
+
+// Close stops the broker: held requests are answered, data synced and closed.
+func (b *Broker) Close() error {
+	return errors.Join(b.node.Stop(), b.meta.Close())
+}
+
+// Node exposes the actor layer (for the gateway, tests and advanced use).
+func (b *Broker) Node() *actors.Node { return b.node }
+
+// RemoteAddress is where Dial reaches this broker ("" without WithRemoteListen).
+func (b *Broker) RemoteAddress() string { return b.node.RemoteAddress() }
+
+// localRequester calls the node directly: same messages, no serialisation.
+type localRequester struct{ n *actors.Node }
+
+func (l localRequester) request(ctx context.Context, msg any) (any, error) {
+	var (
+		res any
+		err error
+	)
+	switch m := msg.(type) {
+	case *fluxopb.ProduceRequest:
+		res, err = l.n.Produce(ctx, m)
+	case *fluxopb.FetchRequest:
+		res, err = l.n.Fetch(ctx, m)
+	case *fluxopb.ListOffsetsRequest:
+		res, err = l.n.ListOffsets(ctx, m)
+	case *fluxopb.CreateTopicRequest:
+		res, err = l.n.CreateTopic(ctx, m)
+	case *fluxopb.DeleteTopicRequest:
+		res, err = l.n.DeleteTopic(ctx, m)
+	case *fluxopb.ListTopicsRequest:
+		var ts []*fluxopb.TopicMetadata
+		ts, err = l.n.ListTopics(ctx)
+		res = &fluxopb.ListTopicsResponse{Topics: ts}
+	case *fluxopb.DescribeTopicRequest:
+		res, err = l.n.DescribeTopic(ctx, m)
+	case *fluxopb.AlterTopicConfigRequest:
+		res, err = l.n.AlterTopicConfig(ctx, m)
+	case *fluxopb.DeleteRecordsRequest:
+		res, err = l.n.DeleteRecords(ctx, m)
+	default:
+		return nil, fmt.Errorf("fluxo: no handler for %T", msg)
+	}
+	if errors.Is(err, actors.ErrTimeout) {
+		err = fmt.Errorf("%w: %v", ErrTimeout, err)
+	}
+	return res, err
+}
