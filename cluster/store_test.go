@@ -3,9 +3,11 @@ package cluster
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -167,5 +169,47 @@ func TestOpenReportsJetStreamFailure(t *testing.T) {
 	t.Logf("error after %s: %v", time.Since(start), err)
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("failing Open took %s", d)
+	}
+}
+
+type lineCollector struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (c *lineCollector) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lines = append(c.lines, string(p))
+	return len(p), nil
+}
+
+func TestServerLogsToSlogAndWatchEndsOnClose(t *testing.T) {
+	var c lineCollector
+	lg := slog.New(slog.NewTextHandler(&c, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	s, err := Open(testCtx(t), Options{DataDir: t.TempDir(), NodeID: 7, Logger: lg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := s.WatchTopics(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case _, ok := <-events:
+		if ok {
+			t.Fatal("unexpected event on an empty store")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("watch channel not closed by Close")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	all := strings.Join(c.lines, "")
+	if !strings.Contains(all, "component=nats") || !strings.Contains(all, "fluxo-7") {
+		t.Fatalf("server log lines not routed to slog:\n%s", all)
 	}
 }
