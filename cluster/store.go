@@ -1,0 +1,275 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const (
+	// Bucket is the JetStream key-value bucket holding the metadata.
+	Bucket = "fluxo_meta"
+	// bucketStream is the stream backing Bucket.
+	bucketStream = "KV_" + Bucket
+	// bucketHistory is the number of revisions kept per key. Watches skip
+	// intermediate revisions anyway; readers always re-read the latest.
+	bucketHistory = 1
+
+	// maxCASAttempts bounds read-modify-CAS loops under contention.
+	maxCASAttempts = 32
+	// closeTimeout bounds draining the client connection in Close.
+	closeTimeout = 5 * time.Second
+)
+
+// Store is the coordination store: an embedded NATS server with a JetStream
+// key-value bucket. It is safe for concurrent use.
+type Store struct {
+	opts Options
+	srv  *server.Server
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	kv   jetstream.KeyValue
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+	done      chan struct{} // closed by Close; stops watch forwarders
+}
+
+// Open starts the embedded NATS server for this node, connects to it
+// in-process and opens (creating if needed) the metadata bucket. The server is
+// ready within Options.StartTimeout or Open fails with a descriptive error.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	srv, nc, err := startServer(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: open: %w", err)
+	}
+	s := &Store{opts: o, srv: srv, nc: nc, done: make(chan struct{})}
+	if err := s.openBucket(ctx); err != nil {
+		s.Close()
+		return nil, opError("open", err)
+	}
+	return s, nil
+}
+
+func (s *Store) openBucket(ctx context.Context) error {
+	js, err := jetstream.New(s.nc)
+	if err != nil {
+		return err
+	}
+	s.js = js
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      Bucket,
+		Description: "Fluxo cluster metadata (topics, producer ids)",
+		History:     bucketHistory,
+		Storage:     jetstream.FileStorage,
+		Replicas:    1, // 3 once the NATS cluster exists (3+ brokers)
+	})
+	if err != nil {
+		return fmt.Errorf("bucket %s: %w", Bucket, err)
+	}
+	s.kv = kv
+	st, err := js.Stream(ctx, bucketStream)
+	if err != nil {
+		return fmt.Errorf("bucket stream %s: %w", bucketStream, err)
+	}
+	if got := st.CachedInfo().Config.Storage; got != jetstream.FileStorage {
+		return fmt.Errorf("bucket stream %s has %s storage, want file", bucketStream, got)
+	}
+	return nil
+}
+
+// Close drains the client connection, shuts the embedded server down and waits
+// for it to stop. Later calls return the first result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		close(s.done)
+		if s.nc != nil {
+			drained := make(chan struct{})
+			s.nc.SetClosedHandler(func(*nats.Conn) { close(drained) })
+			if err := s.nc.Drain(); err != nil {
+				s.nc.Close()
+			} else {
+				select {
+				case <-drained:
+				case <-time.After(closeTimeout):
+					s.nc.Close()
+					s.closeErr = fmt.Errorf("cluster: close: drain did not finish in %s", closeTimeout)
+				}
+			}
+		}
+		if s.srv != nil {
+			s.srv.Shutdown()
+			s.srv.WaitForShutdown()
+		}
+	})
+	return s.closeErr
+}
+
+// entry is one key's latest state as read from the stream leader.
+type entry struct {
+	value    []byte
+	revision uint64 // stream sequence of the latest message on the key
+	deleted  bool   // latest message is a delete/purge marker
+}
+
+var (
+	errNoKey      = errors.New("key not found")
+	errKeyExists  = errors.New("key exists")
+	errStoreClose = fmt.Errorf("%w: store closed", ErrUnavailable)
+)
+
+// msgGetRequest/-Response mirror the JetStream STREAM.MSG.GET API.
+type msgGetRequest struct {
+	LastFor string `json:"last_by_subj,omitempty"`
+}
+
+type msgGetResponse struct {
+	Error *struct {
+		Code        int    `json:"code"`
+		ErrCode     uint16 `json:"err_code"`
+		Description string `json:"description"`
+	} `json:"error,omitempty"`
+	Message *struct {
+		Subject  string `json:"subject"`
+		Sequence uint64 `json:"seq"`
+		Header   []byte `json:"hdrs,omitempty"`
+		Data     []byte `json:"data,omitempty"`
+	} `json:"message,omitempty"`
+}
+
+const jsNoMessageFound = 10037
+
+// readLatest is the one read used for decisions: it returns the key's latest
+// message as answered by the stream leader through the STREAM.MSG.GET API,
+// never a direct get (which any replica may answer, possibly stale). It
+// returns errNoKey if the key never existed (or was purged away), and an entry
+// with deleted=true if its latest message is a delete marker.
+func (s *Store) readLatest(ctx context.Context, key string) (entry, error) {
+	if s.closed.Load() {
+		return entry{}, errStoreClose
+	}
+	req, err := json.Marshal(msgGetRequest{LastFor: "$KV." + Bucket + "." + key})
+	if err != nil {
+		return entry{}, err
+	}
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	msg, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+bucketStream, req)
+	if err != nil {
+		return entry{}, err
+	}
+	var resp msgGetResponse
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return entry{}, fmt.Errorf("decode msg get response: %w", err)
+	}
+	if resp.Error != nil {
+		if resp.Error.ErrCode == jsNoMessageFound {
+			return entry{}, errNoKey
+		}
+		if resp.Error.Code == 503 {
+			return entry{}, fmt.Errorf("%w: %s", ErrUnavailable, resp.Error.Description)
+		}
+		return entry{}, fmt.Errorf("msg get: %s (code %d/%d)", resp.Error.Description, resp.Error.Code, resp.Error.ErrCode)
+	}
+	if resp.Message == nil {
+		return entry{}, errors.New("msg get: empty response")
+	}
+	e := entry{value: resp.Message.Data, revision: resp.Message.Sequence}
+	if len(resp.Message.Header) > 0 {
+		hdr, err := nats.DecodeHeadersMsg(resp.Message.Header)
+		if err != nil {
+			return entry{}, fmt.Errorf("msg get: headers: %w", err)
+		}
+		switch hdr.Get("KV-Operation") {
+		case "DEL", "PURGE":
+			e.deleted = true
+		}
+		if hdr.Get(jetstream.MarkerReasonHeader) != "" {
+			e.deleted = true
+		}
+	}
+	return e, nil
+}
+
+// create writes value at key only if the key does not exist or its latest
+// message is a delete marker. errKeyExists if a live value is there.
+func (s *Store) create(ctx context.Context, key string, value []byte) (uint64, error) {
+	if s.closed.Load() {
+		return 0, errStoreClose
+	}
+	// Fast path: the key never existed (expected last subject sequence 0).
+	rev, err := s.kv.Create(ctx, key, value)
+	if err == nil {
+		return rev, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, err
+	}
+	// kv.Create's own retry over a delete marker uses a direct get; do that
+	// step with the leader read instead.
+	for range maxCASAttempts {
+		e, err := s.readLatest(ctx, key)
+		switch {
+		case errors.Is(err, errNoKey):
+			e.revision = 0
+		case err != nil:
+			return 0, err
+		case !e.deleted:
+			return 0, errKeyExists
+		}
+		rev, err := s.kv.Update(ctx, key, value, e.revision)
+		if err == nil {
+			return rev, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return 0, err
+		}
+	}
+	return 0, ErrConflict
+}
+
+// update writes value at key only if the key's latest revision is rev.
+// A lost race returns an error wrapping ErrConflict.
+func (s *Store) update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	if s.closed.Load() {
+		return 0, errStoreClose
+	}
+	n, err := s.kv.Update(ctx, key, value, rev)
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return 0, fmt.Errorf("%w: %w", ErrConflict, err)
+	}
+	return n, err
+}
+
+// delete places a delete marker at key only if its latest revision is rev.
+func (s *Store) delete(ctx context.Context, key string, rev uint64) error {
+	if s.closed.Load() {
+		return errStoreClose
+	}
+	err := s.kv.Delete(ctx, key, jetstream.LastRevision(rev))
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return fmt.Errorf("%w: %w", ErrConflict, err)
+	}
+	return err
+}
+
+// defaultOpTimeout bounds a single store round trip when the caller's context
+// has no deadline.
+const defaultOpTimeout = 5 * time.Second
+
+func withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, defaultOpTimeout)
+}
