@@ -65,10 +65,11 @@ func WithRetentionCheckInterval(d time.Duration) Option {
 	return func(c *startConfig) { c.node.RetentionCheckInterval = d }
 }
 
-// WithPartitionMiddleware wraps every partition actor's receive; testkit uses
+// WithActorMiddleware wraps the receive of every actor of the node (broker,
+// partitions supervisor, partitions); testkit uses
 // it to inject panics.
-func WithPartitionMiddleware(m ...actor.ReceiverMiddleware) Option {
-	return func(c *startConfig) { c.node.PartitionMiddleware = append(c.node.PartitionMiddleware, m...) }
+func WithActorMiddleware(m ...actor.ReceiverMiddleware) Option {
+	return func(c *startConfig) { c.node.ActorMiddleware = append(c.node.ActorMiddleware, m...) }
 }
 
 // WithNodeConfig edits the full node configuration (every setting, for

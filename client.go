@@ -79,7 +79,8 @@ func Dial(ctx context.Context, addr string, opts ...ClientOption) (*Client, erro
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if _, err := c.Topics(pingCtx); err != nil {
-		c.Close()
+		c.remote.Shutdown(false)
+		c.system.Shutdown()
 		return nil, fmt.Errorf("fluxo: broker at %s does not answer: %w", addr, err)
 	}
 	return c, nil

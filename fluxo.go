@@ -76,7 +76,11 @@ func codeErr(op string, code int32, msg string) error {
 	if code == 0 {
 		return nil
 	}
-	return &Error{Op: op, Kafka: kerr.ErrorForCode(int16(code)), Message: msg}
+	ke, ok := kerr.ErrorForCode(int16(code)).(*kerr.Error)
+	if !ok {
+		ke = kerr.UnknownServerError
+	}
+	return &Error{Op: op, Kafka: ke, Message: msg}
 }
 
 // TopicOption sets a topic config at creation.

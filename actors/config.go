@@ -50,9 +50,10 @@ type Config struct {
 
 	// Metadata is the coordination store holding topics. Required.
 	Metadata MetadataStore
-	// PartitionMiddleware wraps every partition actor's receive (tests inject
+	// ActorMiddleware wraps the receive of every actor of the node: the
+	// broker actor, the partitions supervisor and each partition (tests inject
 	// faults with it; see testkit).
-	PartitionMiddleware []actor.ReceiverMiddleware
+	ActorMiddleware []actor.ReceiverMiddleware
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger. Default slog.Default().

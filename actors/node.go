@@ -66,15 +66,17 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		stopRetention: make(chan struct{}),
 		retentionDone: make(chan struct{}),
 	}
-	n.store, err = persistence.Open(persistence.Options{
+	store, err := persistence.Open(persistence.Options{
 		Dir: cfg.DataDir, FS: cfg.FS, Sync: cfg.Sync, SegmentBytes: cfg.SegmentBytes, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start: %w", err)
 	}
+	n.store = store
+	stopped := false // Stop closed the store already
 	defer func() {
-		if err != nil {
-			_ = n.store.Close()
+		if err != nil && !stopped {
+			_ = store.Close()
 		}
 	}()
 	topics, err := cfg.Metadata.ListTopics(ctx)
@@ -98,8 +100,12 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	ready := make(chan *actor.PID, 1)
 	props := actor.PropsFromProducer(func() actor.Actor { return &brokerActor{node: n, ready: ready} },
-		actor.WithSupervisor(newBackoffStrategy(n.logger, &n.restarts)))
-	n.brokerPID, err = n.system.Root.SpawnNamed(props, BrokerActorName)
+		actor.WithSupervisor(newBackoffStrategy(n.logger, &n.restarts)),
+		actor.WithReceiverMiddleware(cfg.ActorMiddleware...))
+	// The guardian of the broker actor is our strategy too, so a failed
+	// request to it is answered and the restart backs off.
+	root := n.system.Root.WithGuardian(newBackoffStrategy(n.logger, &n.restarts))
+	n.brokerPID, err = root.SpawnNamed(props, BrokerActorName)
 	if err != nil {
 		n.shutdownRemote()
 		return nil, fmt.Errorf("start: spawn broker actor: %w", err)
@@ -110,11 +116,12 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		n.shutdownRemote()
 		return nil, ctx.Err()
 	}
+	go n.retentionLoop()
 	if err := n.waitPartitionsStarted(ctx); err != nil {
 		_ = n.Stop()
+		stopped = true
 		return nil, err
 	}
-	go n.retentionLoop()
 	return n, nil
 }
 

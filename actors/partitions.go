@@ -125,7 +125,7 @@ func (s *partitionsSupervisor) spawn(ctx actor.Context, ids []persistence.Partit
 		props := actor.PropsFromProducer(func() actor.Actor {
 			// A restart builds a fresh actor sharing the view.
 			return &partitionActor{id: id, store: store, view: view, logger: logger}
-		}, actor.WithReceiverMiddleware(s.node.cfg.PartitionMiddleware...))
+		}, actor.WithReceiverMiddleware(s.node.cfg.ActorMiddleware...))
 		pid, err := ctx.SpawnNamed(props, partitionActorName(id))
 		if err != nil {
 			return fmt.Errorf("spawn partition %s-%d: %w", id.Topic, id.Partition, err)
@@ -150,5 +150,6 @@ func partitionActorName(id persistence.PartitionID) string {
 
 func supervisorProps(node *Node, restarts *atomic.Int64, logger *slog.Logger) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor { return &partitionsSupervisor{node: node} },
-		actor.WithSupervisor(newBackoffStrategy(logger, restarts)))
+		actor.WithSupervisor(newBackoffStrategy(logger, restarts)),
+		actor.WithReceiverMiddleware(node.cfg.ActorMiddleware...))
 }

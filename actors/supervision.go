@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -62,6 +63,22 @@ func answerFailedRequest(system *actor.ActorSystem, message any) {
 		reply = &fluxopb.DeleteRecordsResponse{ErrorCode: code, ErrorMessage: why, LowWatermark: -1}
 	case *truncateMsg, *advanceStartMsg:
 		reply = &checkpointReply{err: errPartitionUnavailable}
+	case *startPartitions, *stopPartitions:
+		reply = &doneMsg{err: errors.New("the partitions supervisor failed and is restarting; retry")}
+	case *fluxopb.FetchRequest:
+		reply = &fluxopb.FetchResponse{ErrorCode: code, ErrorMessage: why, HighWatermark: -1, LogStartOffset: -1}
+	case *fluxopb.ListOffsetsRequest:
+		reply = &fluxopb.ListOffsetsResponse{ErrorCode: code, ErrorMessage: why, Offset: -1, Timestamp: -1}
+	case *fluxopb.CreateTopicRequest:
+		reply = &fluxopb.CreateTopicResponse{ErrorCode: int32(kerr.RequestTimedOut.Code), ErrorMessage: why}
+	case *fluxopb.DeleteTopicRequest:
+		reply = &fluxopb.DeleteTopicResponse{ErrorCode: int32(kerr.RequestTimedOut.Code), ErrorMessage: why}
+	case *fluxopb.AlterTopicConfigRequest:
+		reply = &fluxopb.AlterTopicConfigResponse{ErrorCode: int32(kerr.RequestTimedOut.Code), ErrorMessage: why}
+	case *fluxopb.DescribeTopicRequest:
+		reply = &fluxopb.DescribeTopicResponse{ErrorCode: code, ErrorMessage: why}
+	case *fluxopb.ListTopicsRequest:
+		return // no error field; the caller times out and retries
 	default:
 		return
 	}

@@ -26,29 +26,6 @@ type MetadataStore interface {
 	DeleteTopic(ctx context.Context, name string) error
 }
 
-// MaxTopicNameLength is Kafka's limit.
-const MaxTopicNameLength = 249
-
-// ValidateTopicName applies Kafka's rules: 1-249 characters of [a-zA-Z0-9._-],
-// and not "." or "..".
-func ValidateTopicName(name string) error {
-	if name == "" {
-		return errors.New("topic name is empty")
-	}
-	if len(name) > MaxTopicNameLength {
-		return fmt.Errorf("topic name is %d characters, over the limit of %d", len(name), MaxTopicNameLength)
-	}
-	if name == "." || name == ".." {
-		return fmt.Errorf("topic name %q is not allowed", name)
-	}
-	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("topic name %q has %q; only letters, digits, '.', '_' and '-' are allowed", name, c)
-		}
-	}
-	return nil
-}
-
 // topicSettings are a topic's effective settings: its config over the
 // broker defaults.
 type topicSettings struct {
@@ -131,7 +108,7 @@ func topicErr(e *kerr.Error, format string, args ...any) (int32, string) {
 // partitions. Partitions 0 takes the default count.
 func (n *Node) CreateTopic(ctx context.Context, req *fluxopb.CreateTopicRequest) (*fluxopb.CreateTopicResponse, error) {
 	res := &fluxopb.CreateTopicResponse{}
-	if err := ValidateTopicName(req.Name); err != nil {
+	if err := cluster.ValidateTopicName(req.Name); err != nil {
 		res.ErrorCode, res.ErrorMessage = topicErr(kerr.InvalidTopicException, "%v", err)
 		return res, nil
 	}
@@ -182,7 +159,10 @@ func (n *Node) CreateTopic(ctx context.Context, req *fluxopb.CreateTopicRequest)
 	}
 	n.setTopic(t)
 	if err := n.startTopicPartitions(ctx, t); err != nil {
-		return nil, fmt.Errorf("create topic %q: %w", req.Name, err)
+		// The topic exists; its partitions start when the supervisor
+		// recovers. Kafka answers a creation still in progress the same way.
+		n.logger.Warn("create topic: partitions not started yet", "topic", req.Name, "err", err)
+		res.ErrorCode, res.ErrorMessage = topicErr(kerr.RequestTimedOut, "topic %q was created but its partitions are not serving yet: %v", req.Name, err)
 	}
 	return res, nil
 }

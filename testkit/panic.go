@@ -51,7 +51,7 @@ func (p *PanicInjector) Disarm() {
 func (p *PanicInjector) Injected() int64 { return p.injected.Load() }
 
 // Middleware is the receive middleware to install on the actors (for a
-// broker: fluxo.WithPartitionMiddleware(inj.Middleware)).
+// broker: fluxo.WithActorMiddleware(inj.Middleware)).
 func (p *PanicInjector) Middleware(next actor.ReceiverFunc) actor.ReceiverFunc {
 	return func(c actor.ReceiverContext, env *actor.MessageEnvelope) {
 		if p.shouldPanic(c.Self().Id, env.Message) {
