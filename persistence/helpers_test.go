@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
@@ -17,7 +16,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // makeBatch builds an uncompressed batch of n records of valueSize bytes
 // with timestamps ts..ts+n-1; tag makes the values unique.
-func makeBatch(t testing.TB, n, valueSize int, ts int64, tag string) []byte {
+func makeBatch(t tb, n, valueSize int, ts int64, tag string) []byte {
 	t.Helper()
 	recs := make([]recordbatch.Record, n)
 	for i := range recs {
@@ -32,7 +31,7 @@ func makeBatch(t testing.TB, n, valueSize int, ts int64, tag string) []byte {
 	return b
 }
 
-func openMem(t testing.TB, fs vfs.FS, segBytes int64) *Store {
+func openMem(t tb, fs vfs.FS, segBytes int64) *Store {
 	t.Helper()
 	s, err := Open(Options{Dir: "/data", FS: fs, SegmentBytes: segBytes, Logger: quiet})
 	if err != nil {
@@ -41,7 +40,7 @@ func openMem(t testing.TB, fs vfs.FS, segBytes int64) *Store {
 	return s
 }
 
-func mustOpenPartition(t testing.TB, s *Store, id PartitionID) Log {
+func mustOpenPartition(t tb, s *Store, id PartitionID) Log {
 	t.Helper()
 	l, err := s.OpenPartition(id)
 	if err != nil {
@@ -51,7 +50,7 @@ func mustOpenPartition(t testing.TB, s *Store, id PartitionID) Log {
 }
 
 // appendOne appends batch at the log end with cp advanced by ApplyBatch.
-func appendOne(t testing.TB, l Log, batch []byte, epoch int32) *fluxopb.BatchAppended {
+func appendOne(t tb, l Log, batch []byte, epoch int32) *fluxopb.BatchAppended {
 	t.Helper()
 	ev, err := appendBatch(l, batch, epoch)
 	if err != nil {
@@ -74,7 +73,7 @@ func appendBatch(l Log, batch []byte, epoch int32) (*fluxopb.BatchAppended, erro
 	return l.Append(batch, base, epoch, cp)
 }
 
-func syncWait(t testing.TB, l Log) {
+func syncWait(t tb, l Log) {
 	t.Helper()
 	ch := make(chan error, 1)
 	l.Sync(func(err error) { ch <- err })
@@ -84,7 +83,7 @@ func syncWait(t testing.TB, l Log) {
 }
 
 // readAll reads every batch from offset to the log end.
-func readAll(t testing.TB, l Log, from int64) [][]byte {
+func readAll(t tb, l Log, from int64) [][]byte {
 	t.Helper()
 	var out [][]byte
 	for off := from; off < l.LogEnd(); {
@@ -106,4 +105,11 @@ func readAll(t testing.TB, l Log, from int64) [][]byte {
 		}
 	}
 	return out
+}
+
+// tb is what the helpers need; *testing.T, *testing.B and *rapid.T have it.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
 }

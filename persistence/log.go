@@ -573,11 +573,15 @@ func (l *partitionLog) AdvanceStart(offset int64) (*fluxopb.PartitionCheckpoint,
 	if offset <= start {
 		return l.Checkpoint(), nil
 	}
-	if a := l.active(); a != nil && a.next > a.base && a.next <= offset {
-		// All of the active segment is below: roll so it can go.
-		if err := l.syncSegment(a); err != nil {
+	// Make the data up to the new start durable before the index says the
+	// start moved, so a crash cannot leave a log end below the start.
+	for _, sg := range l.dirty {
+		if err := l.syncSegment(sg); err != nil {
 			return nil, l.errorf("advance start", err)
 		}
+	}
+	if a := l.active(); a != nil && a.next > a.base && a.next <= offset {
+		// All of the active segment is below: roll so it can go.
 		if _, err := l.roll(end); err != nil {
 			l.fail(err)
 			return nil, l.errorf("advance start: roll", err)

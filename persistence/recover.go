@@ -278,6 +278,31 @@ func (l *partitionLog) recover() error {
 		cp = truncatedCheckpoint(cp, want, maxTS)
 		dirtyIndex = true
 	}
+	if want < cp.LogStartOffset {
+		// The log start was recorded durably but the data up to it was not:
+		// the log is empty at its start. Start a fresh segment there.
+		l.s.log.Warn("persistence: segments end below the log start; restarting empty", "topic", l.id.Topic, "partition", l.id.Partition, "end", want, "start", cp.LogStartOffset)
+		for _, sg := range l.segs {
+			sg.close()
+			if err := fs.Remove(sg.path); err != nil {
+				return err
+			}
+		}
+		l.segs, touched = nil, nil
+		sg, err := createSegment(fs, l.dir, cp.LogStartOffset, l.s.opts.SegmentBytes)
+		if err != nil {
+			return err
+		}
+		l.segs = []*segment{sg}
+		for _, kind := range []byte{kindEvent, kindTime} {
+			p := partitionPrefix(kind, l.id)
+			if err := b.DeleteRange(p, prefixEnd(p), nil); err != nil {
+				return err
+			}
+		}
+		want, runMax, removed, dirtyIndex = cp.LogStartOffset, -1, true, true
+		cp = truncatedCheckpoint(cp, want, -1)
+	}
 	if recovered > 0 {
 		l.s.log.Info("persistence: recovered batches from segment tail", "topic", l.id.Topic, "partition", l.id.Partition, "batches", recovered, "end", want)
 		dirtyIndex = true

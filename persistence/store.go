@@ -82,6 +82,10 @@ func Open(opts Options) (*Store, error) {
 	if err := fs.MkdirAll(logDir, 0o755); err != nil {
 		return nil, fmt.Errorf("persistence: open %s: data dir unusable: %w", opts.Dir, err)
 	}
+	// Make the new directories durable: Dir's entry in its parent, log/ in Dir.
+	if err := syncDir(fs, fs.PathDir(opts.Dir)); err != nil {
+		return nil, fmt.Errorf("persistence: open %s: sync parent dir: %w", opts.Dir, err)
+	}
 	if err := syncDir(fs, opts.Dir); err != nil {
 		return nil, fmt.Errorf("persistence: open %s: sync data dir: %w", opts.Dir, err)
 	}
