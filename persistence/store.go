@@ -285,29 +285,50 @@ func (s *Store) enqueueSync(l *partitionLog, dirty []*segment, done func(error))
 	}
 }
 
+// maxRoundsInFlight bounds the commit rounds syncing at once. Rounds overlap
+// (a Sync arriving mid-round need not wait for it to end) but complete in
+// order: a round's waiters are called only after every earlier round's.
+const maxRoundsInFlight = 4
+
 func (s *Store) committer() {
 	defer close(s.stopped)
+	sem := make(chan struct{}, maxRoundsInFlight)
+	prev := make(chan struct{})
+	close(prev)
+	start := func() {
+		sem <- struct{}{}
+		s.cmu.Lock()
+		r := s.pending
+		s.pending = round{}
+		s.cmu.Unlock()
+		if len(r.waiters) == 0 && len(r.segs) == 0 {
+			<-sem
+			return
+		}
+		after, done := prev, make(chan struct{})
+		prev = done
+		go func() {
+			s.runRound(r, after)
+			close(done)
+			<-sem
+		}()
+	}
 	for {
 		select {
 		case <-s.kick:
-			s.runRound()
+			start()
 		case <-s.stop:
-			s.runRound()
+			start()
+			<-prev
 			return
 		}
 	}
 }
 
-// runRound fdatasyncs every segment of the pending round, then calls its
-// waiters. A failed sync fails the log for good (fsyncgate).
-func (s *Store) runRound() {
-	s.cmu.Lock()
-	r := s.pending
-	s.pending = round{}
-	s.cmu.Unlock()
-	if len(r.waiters) == 0 && len(r.segs) == 0 {
-		return
-	}
+// runRound fdatasyncs every segment of round r, waits for the round before
+// it, then calls r's waiters. A failed sync fails the log for good
+// (fsyncgate).
+func (s *Store) runRound(r round, after <-chan struct{}) {
 	type res struct {
 		l   *partitionLog
 		err error
@@ -338,6 +359,7 @@ func (s *Store) runRound() {
 	for r := range results {
 		r.l.fail(r.err)
 	}
+	<-after
 	for _, w := range r.waiters {
 		w.done(w.l.failure())
 	}
