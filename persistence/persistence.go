@@ -12,6 +12,41 @@
 //	log/<topic>-<partition>/<base offset, 20 digits>.seg   record batches
 //	pebble/                                                 the node's Pebble DB
 //
+// Segment files hold Kafka v2 record batches back to back, exactly as
+// received except base offset and partition leader epoch (rewritten in place,
+// outside the CRC). Each is preallocated to SegmentBytes (fallocate mode 0 on
+// Linux, so fdatasync needs no size update); the valid end is found by
+// scanning batches: a zero or invalid header, a CRC mismatch or a base offset
+// other than the next expected one ends the data. A segment rolls when the
+// next batch would not fit; truncation and recovery zero the cut tail.
+//
+// Pebble keys are binary: a kind byte, then for partitions a big-endian
+// uint16 topic length, the topic and a big-endian uint32 partition, for actors
+// a uint16 length and the actor name; offsets and sequences are big-endian
+// uint64 so keys sort numerically:
+//
+//	0x01 evt   <partition><base offset>          -> BatchAppended
+//	0x02 ts    <partition><max ts ^ 1<<63><base> -> base offset (uint64); only
+//	           when a batch raises the running max, so the index is monotonic
+//	           in timestamp and offset alike
+//	0x03 state <partition>                       -> PartitionCheckpoint
+//	0x04 jrnl  <actor><seq>                      -> JournalEvent (seq 0 holds
+//	           the sequence deleted up to, so numbers are never reused)
+//	0x05 snap  <actor>                           -> Snapshot
+//
+// Durability: Append writes the batch and, in one Pebble batch without sync,
+// its event, time key and the checkpoint. Sync joins the group commit: a
+// committer fdatasyncs the segments written since the previous round (rounds
+// may overlap but complete in order) and then calls the waiters; a failed
+// sync fails the log for good. Truncate and AdvanceStart sync their segment
+// changes first and then commit the index with a sync. Recovery
+// (OpenPartition) checks the last event against its segment, drops events
+// the segments do not back, re-creates events for valid batches past it and
+// cuts the torn tail; it reads only the tail.
+//
+// Segments().MaxTimestamp is the log's running max timestamp at the end of
+// the segment (an upper bound of the segment's own, and monotonic).
+//
 // The contract the partition actor relies on is the Log interface below.
 package persistence
 
