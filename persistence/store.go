@@ -82,12 +82,17 @@ func Open(opts Options) (*Store, error) {
 	if err := fs.MkdirAll(logDir, 0o755); err != nil {
 		return nil, fmt.Errorf("persistence: open %s: data dir unusable: %w", opts.Dir, err)
 	}
-	// Make the new directories durable: Dir's entry in its parent, log/ in Dir.
-	if err := syncDir(fs, fs.PathDir(opts.Dir)); err != nil {
-		return nil, fmt.Errorf("persistence: open %s: sync parent dir: %w", opts.Dir, err)
-	}
-	if err := syncDir(fs, opts.Dir); err != nil {
-		return nil, fmt.Errorf("persistence: open %s: sync data dir: %w", opts.Dir, err)
+	// Make the new directories durable: log/ in Dir, and every directory on
+	// the way up, since MkdirAll may have created any of them.
+	for dir := opts.Dir; ; {
+		if err := syncDir(fs, dir); err != nil {
+			return nil, fmt.Errorf("persistence: open %s: sync dir %s: %w", opts.Dir, dir, err)
+		}
+		parent := fs.PathDir(dir)
+		if parent == dir || parent == "" || parent == "." {
+			break
+		}
+		dir = parent
 	}
 	db, err := pebble.Open(fs.PathJoin(opts.Dir, "pebble"), &pebble.Options{
 		FS:                          fs,
