@@ -108,6 +108,17 @@ func (b *Broker) Close() error {
 // Node exposes the actor layer (for the gateway, tests and advanced use).
 func (b *Broker) Node() *actors.Node { return b.node }
 
+// ActorClient returns a Conn that sends every request as an actor message to
+// this broker's broker actor, as a protoactor program in this process would
+// (Broker's own methods call the node directly instead). Close is a no-op.
+func (b *Broker) ActorClient() Conn {
+	return actorConn{ops{r: actorRequester{system: b.node.System(), broker: b.node.BrokerPID(), timeout: 30 * time.Second}}}
+}
+
+type actorConn struct{ ops }
+
+func (actorConn) Close() error { return nil }
+
 // RemoteAddress is where Dial reaches this broker ("" without WithRemoteListen).
 func (b *Broker) RemoteAddress() string { return b.node.RemoteAddress() }
 

@@ -75,7 +75,7 @@ func Dial(ctx context.Context, addr string, opts ...ClientOption) (*Client, erro
 		return nil, fmt.Errorf("fluxo: client listen %s:%d: %w", host, port, err)
 	}
 	c := &Client{system: system, remote: r, broker: actor.NewPID(addr, actors.BrokerActorName)}
-	c.ops = ops{r: remoteRequester{c: c, timeout: cfg.timeout}}
+	c.ops = ops{r: actorRequester{system: system, broker: c.broker, timeout: cfg.timeout}}
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if _, err := c.Topics(pingCtx); err != nil {
@@ -103,12 +103,15 @@ func (c *Client) Close() error {
 	return nil
 }
 
-type remoteRequester struct {
-	c       *Client
+// actorRequester sends each request as an actor message to a broker actor and
+// waits for the reply: over remote for a Client, in process for ActorClient.
+type actorRequester struct {
+	system  *actor.ActorSystem
+	broker  *actor.PID
 	timeout time.Duration
 }
 
-func (r remoteRequester) request(ctx context.Context, msg any) (any, error) {
+func (r actorRequester) request(ctx context.Context, msg any) (any, error) {
 	timeout := r.timeout
 	if f, ok := msg.(*fluxopb.FetchRequest); ok && f.MaxWaitMs > 0 {
 		// A long poll legitimately takes MaxWait; leave room for it.
@@ -122,7 +125,7 @@ func (r remoteRequester) request(ctx context.Context, msg any) (any, error) {
 	if timeout <= 0 {
 		return nil, context.DeadlineExceeded
 	}
-	res, err := r.c.system.Root.RequestFuture(r.c.broker, msg, timeout).Result()
+	res, err := r.system.Root.RequestFuture(r.broker, msg, timeout).Result()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrTimeout, err)
 	}

@@ -55,12 +55,9 @@ func TestActorCrashes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	inj := &testkit.PanicInjector{}
-	b := testkit.StartBroker(t, fluxo.WithActorMiddleware(inj.Middleware), fluxo.WithRemoteListen("127.0.0.1:0"))
-	c, err := fluxo.Dial(ctx, b.RemoteAddress(), fluxo.ClientTimeout(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	b := testkit.StartBroker(t, fluxo.WithActorMiddleware(inj.Middleware))
+	// Requests go through the broker actor, as from a protoactor program.
+	c := b.ActorClient()
 	if _, err := c.CreateTopic(ctx, "crashy", 2); err != nil {
 		t.Fatal(err)
 	}
