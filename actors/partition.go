@@ -105,8 +105,7 @@ func (a *partitionActor) start(ctx actor.Context) {
 	if a.core.hw < cp.LogStartOffset {
 		a.core.hw = cp.LogStartOffset
 	}
-	a.view.log.Store(&logRef{log})
-	a.publish()
+	a.view.open(log, a.core.hw, a.core.logStart(), a.core.logEnd())
 }
 
 func (a *partitionActor) publish() {

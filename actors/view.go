@@ -45,6 +45,20 @@ func (v *partitionView) publish(hw, logStart, logEnd int64) {
 	v.hw.Store(hw)
 	v.logStart.Store(logStart)
 	v.logEnd.Store(logEnd)
+	v.notify()
+}
+
+// open makes a (re)opened log readable: offsets first, then the log, so no
+// reader sees the log with offsets of another incarnation or none at all.
+func (v *partitionView) open(log persistence.Log, hw, logStart, logEnd int64) {
+	v.hw.Store(hw)
+	v.logStart.Store(logStart)
+	v.logEnd.Store(logEnd)
+	v.log.Store(&logRef{log})
+	v.notify()
+}
+
+func (v *partitionView) notify() {
 	v.mu.Lock()
 	close(v.changed)
 	v.changed = make(chan struct{})

@@ -35,10 +35,11 @@
 //	0x05 snap  <actor>                           -> Snapshot
 //
 // Durability: Append writes the batch and, in one Pebble batch without sync,
-// its event, time key and the checkpoint. Sync joins the group commit: a
-// committer fdatasyncs the segments written since the previous round (rounds
-// may overlap but complete in order) and then calls the waiters; a failed
-// sync fails the log for good. Truncate and AdvanceStart sync their segment
+// its event, time key and the checkpoint. Sync joins the group commit of
+// each segment written since the previous Sync (sync.go): a Sync arriving
+// while the segment's fdatasync runs is served by the next one, and segments
+// of different partitions sync concurrently; a failed sync fails the log for
+// good. Truncate and AdvanceStart sync their segment
 // changes first and then commit the index with a sync. Recovery
 // (OpenPartition) checks the last event against its segment, drops events
 // the segments do not back, re-creates events for valid batches past it and
@@ -70,8 +71,8 @@ type SyncPolicy int
 
 const (
 	// SyncAlways fdatasyncs segments before Sync reports success, with group
-	// commit: one committer syncs every segment written since the previous
-	// round, so concurrent partitions share a round. The default.
+	// commit: the Syncs that arrive while a segment's fdatasync runs share the
+	// next one, and partitions sync concurrently. The default.
 	SyncAlways SyncPolicy = iota
 	// SyncNever leaves flushing to the OS: Sync reports success at once. For
 	// benchmarks, and for replicated clusters where replication is durability.

@@ -28,6 +28,8 @@ type segment struct {
 
 	mu     sync.Mutex // guards f against Close during a sync
 	closed bool
+
+	syncer syncer // group commit of this segment (sync.go)
 }
 
 func segmentName(base int64) string { return fmt.Sprintf("%020d%s", base, segmentSuffix) }

@@ -27,24 +27,11 @@ type Store struct {
 
 	journal *Journal
 
-	// Group commit. pending collects the segments and waiters of the next
-	// round; the committer goroutine swaps it out and runs the round.
+	// Group commit: each segment has a syncer (sync.go); cmu and cclosed
+	// stop new syncs at Close, and syncs waits for those in flight.
 	cmu     sync.Mutex
-	pending round
 	cclosed bool
-	kick    chan struct{}
-	stop    chan struct{}
-	stopped chan struct{}
-}
-
-type waiter struct {
-	l    *partitionLog
-	done func(error)
-}
-
-type round struct {
-	segs    map[*segment]*partitionLog
-	waiters []waiter
+	syncs   sync.WaitGroup
 }
 
 type pebbleLogger struct{ l *slog.Logger }
@@ -112,12 +99,8 @@ func Open(opts Options) (*Store, error) {
 		logDir:  logDir,
 		log:     opts.Logger,
 		logs:    make(map[PartitionID]*partitionLog),
-		kick:    make(chan struct{}, 1),
-		stop:    make(chan struct{}),
-		stopped: make(chan struct{}),
 	}
 	s.journal = &Journal{s: s, last: make(map[string]uint64)}
-	go s.committer()
 	return s, nil
 }
 
@@ -232,8 +215,8 @@ func (s *Store) Partitions() ([]PartitionID, error) {
 // Journal returns the node's actor journal.
 func (s *Store) Journal() *Journal { return s.journal }
 
-// Close closes every open partition, runs a final commit round, stops the
-// committer and closes Pebble.
+// Close closes every open partition, waits for syncs in flight and closes
+// Pebble.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -257,8 +240,7 @@ func (s *Store) Close() error {
 	s.cmu.Lock()
 	s.cclosed = true
 	s.cmu.Unlock()
-	close(s.stop)
-	<-s.stopped
+	s.syncs.Wait()
 	if err := s.db.Close(); err != nil {
 		errs = append(errs, err)
 	}
@@ -266,106 +248,4 @@ func (s *Store) Close() error {
 		return fmt.Errorf("persistence: close: %w", err)
 	}
 	return nil
-}
-
-// enqueueSync adds the log's dirty segments and done to the next round.
-func (s *Store) enqueueSync(l *partitionLog, dirty []*segment, done func(error)) {
-	s.cmu.Lock()
-	if s.cclosed {
-		s.cmu.Unlock()
-		go done(fmt.Errorf("persistence: sync %s-%d: %w", l.id.Topic, l.id.Partition, ErrClosed))
-		return
-	}
-	if s.pending.segs == nil {
-		s.pending.segs = make(map[*segment]*partitionLog)
-	}
-	for _, sg := range dirty {
-		s.pending.segs[sg] = l
-	}
-	s.pending.waiters = append(s.pending.waiters, waiter{l, done})
-	s.cmu.Unlock()
-	select {
-	case s.kick <- struct{}{}:
-	default:
-	}
-}
-
-// maxRoundsInFlight bounds the commit rounds syncing at once. Rounds overlap
-// (a Sync arriving mid-round need not wait for it to end) but complete in
-// order: a round's waiters are called only after every earlier round's.
-const maxRoundsInFlight = 4
-
-func (s *Store) committer() {
-	defer close(s.stopped)
-	sem := make(chan struct{}, maxRoundsInFlight)
-	prev := make(chan struct{})
-	close(prev)
-	start := func() {
-		sem <- struct{}{}
-		s.cmu.Lock()
-		r := s.pending
-		s.pending = round{}
-		s.cmu.Unlock()
-		if len(r.waiters) == 0 && len(r.segs) == 0 {
-			<-sem
-			return
-		}
-		after, done := prev, make(chan struct{})
-		prev = done
-		go func() {
-			s.runRound(r, after)
-			close(done)
-			<-sem
-		}()
-	}
-	for {
-		select {
-		case <-s.kick:
-			start()
-		case <-s.stop:
-			start()
-			<-prev
-			return
-		}
-	}
-}
-
-// runRound fdatasyncs every segment of round r, waits for the round before
-// it, then calls r's waiters. A failed sync fails the log for good
-// (fsyncgate).
-func (s *Store) runRound(r round, after <-chan struct{}) {
-	type res struct {
-		l   *partitionLog
-		err error
-	}
-	results := make(chan res, len(r.segs))
-	var wg sync.WaitGroup
-	if len(r.segs) == 1 {
-		for sg, l := range r.segs {
-			if err := sg.syncData(); err != nil {
-				results <- res{l, fmt.Errorf("persistence: sync %s: %w", sg.path, err)}
-			}
-		}
-	}
-	for sg, l := range r.segs {
-		if len(r.segs) == 1 {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := sg.syncData(); err != nil {
-				results <- res{l, fmt.Errorf("persistence: sync %s: %w", sg.path, err)}
-			}
-		}()
-	}
-	wg.Wait()
-	close(results)
-	for r := range results {
-		r.l.fail(r.err)
-	}
-	<-after
-	for _, w := range r.waiters {
-		w.done(w.l.failure())
-	}
 }
