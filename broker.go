@@ -13,6 +13,7 @@ import (
 
 	"github.com/fluxo-broker/fluxo/actors"
 	"github.com/fluxo-broker/fluxo/cluster"
+	"github.com/fluxo-broker/fluxo/gateway"
 	"github.com/fluxo-broker/fluxo/persistence"
 	"github.com/fluxo-broker/fluxo/proto/fluxopb"
 )
@@ -20,8 +21,9 @@ import (
 // Broker is a broker running inside this program.
 type Broker struct {
 	ops
-	node *actors.Node
-	meta *cluster.Store
+	node    *actors.Node
+	meta    *cluster.Store
+	gateway *gateway.Server // nil without WithKafkaListen
 }
 
 var _ Conn = (*Broker)(nil)
@@ -30,7 +32,31 @@ var _ Conn = (*Broker)(nil)
 type Option func(*startConfig)
 
 type startConfig struct {
-	node actors.Config
+	node    actors.Config
+	gateway *gateway.Config // nil: no Kafka listener
+}
+
+// WithKafkaListen serves the Kafka wire protocol on addr (host:port; port 0
+// picks one). advertise is what Metadata tells clients ("" = the bound
+// address).
+func WithKafkaListen(addr, advertise string) Option {
+	return func(c *startConfig) {
+		if c.gateway == nil {
+			c.gateway = &gateway.Config{}
+		}
+		c.gateway.Listen, c.gateway.Advertise = addr, advertise
+	}
+}
+
+// WithGatewayConfig edits the Kafka gateway's configuration (and turns the
+// gateway on, on its default address, if WithKafkaListen was not given).
+func WithGatewayConfig(fn func(*gateway.Config)) Option {
+	return func(c *startConfig) {
+		if c.gateway == nil {
+			c.gateway = &gateway.Config{}
+		}
+		fn(c.gateway)
+	}
 }
 
 // WithDataDir sets the data directory (default "./data").
@@ -97,12 +123,36 @@ func Start(ctx context.Context, opts ...Option) (*Broker, error) {
 	}
 	b := &Broker{node: node, meta: meta}
 	b.ops = ops{r: localRequester{node}}
+	if c.gateway != nil {
+		gc := *c.gateway
+		if gc.Logger == nil {
+			gc.Logger = c.node.Logger
+		}
+		if b.gateway, err = gateway.Start(node, gc); err != nil {
+			_ = b.Close()
+			return nil, fmt.Errorf("fluxo: %w", err)
+		}
+	}
 	return b, nil
 }
 
-// Close stops the broker: held requests are answered, data synced and closed.
+// Close stops the broker: the Kafka listener first, then the actors (held
+// requests are answered), then storage is synced and closed.
 func (b *Broker) Close() error {
-	return errors.Join(b.node.Stop(), b.meta.Close())
+	var errs []error
+	if b.gateway != nil {
+		errs = append(errs, b.gateway.Close())
+	}
+	errs = append(errs, b.node.Stop(), b.meta.Close())
+	return errors.Join(errs...)
+}
+
+// KafkaAddr is the bound address of the Kafka listener ("" without one).
+func (b *Broker) KafkaAddr() string {
+	if b.gateway == nil {
+		return ""
+	}
+	return b.gateway.Addr()
 }
 
 // Node exposes the actor layer (for the gateway, tests and advanced use).

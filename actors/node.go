@@ -463,3 +463,43 @@ func (f levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
 func (f levelFilter) WithGroup(g string) slog.Handler {
 	return levelFilter{h: f.h.WithGroup(g), min: f.min}
 }
+
+// PartitionState is what a partition last published, read without a round
+// trip to its actor.
+type PartitionState struct {
+	HighWatermark  int64
+	LogStartOffset int64
+	LogEndOffset   int64
+	LeaderEpoch    int32
+}
+
+// Partition reports a hosted partition's published state; ok is false when
+// this node does not host it.
+func (n *Node) Partition(topic string, partition int32) (st PartitionState, ok bool) {
+	h := n.registry.get(persistence.PartitionID{Topic: topic, Partition: partition})
+	if h == nil {
+		return st, false
+	}
+	return PartitionState{
+		HighWatermark:  h.view.hw.Load(),
+		LogStartOffset: h.view.logStart.Load(),
+		LogEndOffset:   h.view.logEnd.Load(),
+		LeaderEpoch:    h.view.leaderEpoch.Load(),
+	}, true
+}
+
+// Topic returns a topic's metadata from the node's cache, or nil.
+func (n *Node) Topic(name string) *fluxopb.TopicMetadata { return n.cachedTopic(name) }
+
+// TopicByID returns the topic with the given 16-byte id, or nil.
+func (n *Node) TopicByID(id [16]byte) *fluxopb.TopicMetadata {
+	for _, t := range n.topicsSnapshot() {
+		if string(t.Id) == string(id[:]) {
+			return t
+		}
+	}
+	return nil
+}
+
+// DefaultPartitions is the partition count of topics created without one.
+func (n *Node) DefaultPartitions() int32 { return n.cfg.DefaultPartitions }

@@ -105,6 +105,7 @@ func (a *partitionActor) start(ctx actor.Context) {
 	if a.core.hw < cp.LogStartOffset {
 		a.core.hw = cp.LogStartOffset
 	}
+	a.view.leaderEpoch.Store(a.core.leaderEpoch)
 	a.view.open(log, a.core.hw, a.core.logStart(), a.core.logEnd())
 }
 

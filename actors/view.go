@@ -25,6 +25,7 @@ type partitionView struct {
 	// maxMessageBytes is the topic's max.message.bytes, kept here so a
 	// restarted actor incarnation starts with the current value.
 	maxMessageBytes atomic.Int32
+	leaderEpoch     atomic.Int32
 
 	mu      sync.Mutex
 	changed chan struct{}

@@ -30,8 +30,8 @@ func serve(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fluxo serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.dataDir, "data-dir", "./data", "directory for segments, Pebble and the coordination store")
-	fs.StringVar(&f.listen, "listen", "127.0.0.1:9092", "Kafka protocol listener (served from the Kafka gateway release on; reserved now)")
-	fs.StringVar(&f.advertise, "advertise", "", "address Kafka clients are told to use (default: --listen)")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:9092", "Kafka protocol listener; empty disables it")
+	fs.StringVar(&f.advertise, "advertise", "", "address Kafka clients are told to use (default: the bound --listen address)")
 	fs.StringVar(&f.remoteListen, "remote-listen", "127.0.0.1:9093", "protoactor remote endpoint for Go clients (fluxo.Dial); empty disables it")
 	fs.StringVar(&f.sync, "sync", "always", "durability: always (fsync before acknowledging) or never (leave it to the OS)")
 	fs.IntVar(&f.defaultPartitions, "default-partitions", 1, "partition count of topics created without one")
@@ -68,7 +68,7 @@ func serve(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "fluxo serve: %v\n", err)
 		return 1
 	}
-	logger.Info("fluxo broker started", "data_dir", f.dataDir, "remote", b.RemoteAddress(), "sync", f.sync, "version", version)
+	logger.Info("fluxo broker started", "data_dir", f.dataDir, "kafka", b.KafkaAddr(), "remote", b.RemoteAddress(), "sync", f.sync, "version", version)
 	<-ctx.Done()
 	logger.Info("shutting down")
 	if err := b.Close(); err != nil {
@@ -90,13 +90,16 @@ func (f serveFlags) options() ([]fluxo.Option, error) {
 		return nil, fmt.Errorf("--data-dir %s: %w", f.dataDir, err)
 	}
 	opts = append(opts, fluxo.WithDataDir(f.dataDir))
-	if _, _, err := net.SplitHostPort(f.listen); err != nil {
-		return nil, fmt.Errorf("--listen %q: want host:port", f.listen)
-	}
-	if f.advertise != "" {
-		if _, _, err := net.SplitHostPort(f.advertise); err != nil {
-			return nil, fmt.Errorf("--advertise %q: want host:port", f.advertise)
+	if f.listen != "" {
+		if _, _, err := net.SplitHostPort(f.listen); err != nil {
+			return nil, fmt.Errorf("--listen %q: want host:port", f.listen)
 		}
+		if f.advertise != "" {
+			if _, _, err := net.SplitHostPort(f.advertise); err != nil {
+				return nil, fmt.Errorf("--advertise %q: want host:port", f.advertise)
+			}
+		}
+		opts = append(opts, fluxo.WithKafkaListen(f.listen, f.advertise))
 	}
 	if f.remoteListen != "" {
 		if _, _, err := net.SplitHostPort(f.remoteListen); err != nil {

@@ -134,7 +134,7 @@ type acked struct {
 func TestServeSurvivesSIGKILL(t *testing.T) {
 	dir := t.TempDir()
 	addr := freePort(t)
-	srv := startServe(t, "--data-dir", dir, "--remote-listen", addr)
+	srv := startServe(t, "--data-dir", dir, "--remote-listen", addr, "--listen", "127.0.0.1:0")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -196,7 +196,7 @@ func TestServeSurvivesSIGKILL(t *testing.T) {
 		t.Fatalf("only %d writes acknowledged before the kill", len(acks))
 	}
 
-	startServe(t, "--data-dir", dir, "--remote-listen", addr)
+	startServe(t, "--data-dir", dir, "--remote-listen", addr, "--listen", "127.0.0.1:0")
 	c2, err := fluxo.Dial(ctx, addr)
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +229,7 @@ func TestServeSurvivesSIGKILL(t *testing.T) {
 
 func TestServeStopsCleanlyOnSIGTERM(t *testing.T) {
 	dir := t.TempDir()
-	srv := startServe(t, "--data-dir", dir, "--remote-listen", freePort(t))
+	srv := startServe(t, "--data-dir", dir, "--remote-listen", freePort(t), "--listen", "127.0.0.1:0")
 	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -257,8 +257,10 @@ func TestServeRejectsBadSetup(t *testing.T) {
 		want string
 	}{
 		{"data dir is a file", []string{"--data-dir", file}, "--data-dir"},
-		{"port taken", []string{"--data-dir", t.TempDir(), "--remote-listen", taken.Addr().String()}, "address already in use"},
+		{"remote port taken", []string{"--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--remote-listen", taken.Addr().String()}, "address already in use"},
+		{"kafka port taken", []string{"--data-dir", t.TempDir(), "--remote-listen", "127.0.0.1:0", "--listen", taken.Addr().String()}, "address already in use"},
 		{"bad sync", []string{"--data-dir", t.TempDir(), "--sync", "sometimes"}, "--sync"},
+		{"bad listen", []string{"--data-dir", t.TempDir(), "--listen", "nonsense"}, "--listen"},
 		{"bad partitions", []string{"--data-dir", t.TempDir(), "--default-partitions", "0"}, "--default-partitions"},
 	}
 	for _, tc := range cases {

@@ -1,0 +1,287 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// conn is the connection actor of one client. Its reader goroutine reads
+// frames and hands them to the mailbox; the actor checks and decodes each,
+// starts its handler on a goroutine (handlers wait on fsyncs and long polls),
+// and writes answers strictly in request order as they complete, so clients
+// may pipeline. At most MaxInflightPerConn requests are served at once; past
+// that the reader stops reading.
+type conn struct {
+	server *Server
+	nc     net.Conn
+	w      *bufio.Writer
+	ctx    context.Context
+	cancel context.CancelFunc
+	slots  chan struct{} // in-flight requests
+
+	nextSeq  uint64             // sequence of the next frame read
+	writeSeq uint64             // sequence of the next answer to write
+	done     map[uint64]*result // finished, waiting for their turn
+	clientID string
+}
+
+// Messages of the connection actor.
+type (
+	frameMsg  struct{ body []byte }
+	readerEnd struct{ err error }
+	result    struct {
+		seq     uint64
+		corr    int32
+		key     int16
+		resp    kmsg.Response // nil: no answer (acks=0)
+		err     error         // close the connection
+		noReply bool
+	}
+)
+
+func newConn(s *Server, nc net.Conn) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &conn{
+		server: s,
+		nc:     nc,
+		w:      bufio.NewWriterSize(nc, 64<<10),
+		ctx:    ctx,
+		cancel: cancel,
+		slots:  make(chan struct{}, s.cfg.MaxInflightPerConn),
+		done:   make(map[uint64]*result),
+	}
+}
+
+func (c *conn) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		go c.readLoop(ctx.ActorSystem().Root, ctx.Self())
+	case *frameMsg:
+		c.dispatch(ctx, m.body)
+	case *result:
+		c.done[m.seq] = m
+		c.flushInOrder(ctx)
+	case *readerEnd:
+		if m.err != nil && !errors.Is(m.err, io.EOF) && !errors.Is(m.err, net.ErrClosed) {
+			c.server.logger.Debug("gateway: connection closed", "remote", c.nc.RemoteAddr(), "err", m.err)
+		}
+		ctx.Stop(ctx.Self())
+	case *actor.Stopping:
+		c.cancel()
+		c.nc.Close()
+	}
+}
+
+// readLoop reads size-prefixed frames. A size outside [8, MaxFrameBytes]
+// ends the connection before anything is allocated.
+func (c *conn) readLoop(root *actor.RootContext, self *actor.PID) {
+	r := bufio.NewReaderSize(c.nc, 64<<10)
+	var sizeBuf [4]byte
+	for {
+		if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
+			root.Send(self, &readerEnd{err: err})
+			return
+		}
+		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+		if size < 8 || size > c.server.cfg.MaxFrameBytes {
+			root.Send(self, &readerEnd{err: fmt.Errorf("frame size %d outside [8, %d]", size, c.server.cfg.MaxFrameBytes)})
+			return
+		}
+		body := make([]byte, size)
+		if _, err := io.ReadFull(r, body); err != nil {
+			root.Send(self, &readerEnd{err: fmt.Errorf("truncated frame: %w", err)})
+			return
+		}
+		select {
+		case c.slots <- struct{}{}:
+		case <-c.ctx.Done():
+			return
+		}
+		root.Send(self, &frameMsg{body: body})
+	}
+}
+
+// requestHeader is the decoded Kafka request header (v1 or v2).
+type requestHeader struct {
+	key, version int16
+	corr         int32
+	clientID     string
+}
+
+// parseHeader decodes the header and returns the offset of the body. The
+// flexible header (v2) adds tagged fields after the client id.
+func parseHeader(b []byte) (requestHeader, int, error) {
+	var h requestHeader
+	if len(b) < 10 {
+		return h, 0, errors.New("request header truncated")
+	}
+	h.key = int16(binary.BigEndian.Uint16(b[0:]))
+	h.version = int16(binary.BigEndian.Uint16(b[2:]))
+	h.corr = int32(binary.BigEndian.Uint32(b[4:]))
+	n := int16(binary.BigEndian.Uint16(b[8:]))
+	off := 10
+	if n > 0 {
+		if int(n) > len(b)-off {
+			return h, 0, errors.New("client id truncated")
+		}
+		h.clientID = string(b[off : off+int(n)])
+		off += int(n)
+	} else if n < -1 {
+		return h, 0, errors.New("bad client id length")
+	}
+	return h, off, nil
+}
+
+// skipTags skips a tagged-field section (flexible versions).
+func skipTags(b []byte) (int, error) {
+	num, n := binary.Uvarint(b)
+	if n <= 0 {
+		return 0, errors.New("bad tagged fields")
+	}
+	off := n
+	for i := uint64(0); i < num; i++ {
+		_, n1 := binary.Uvarint(b[off:])
+		if n1 <= 0 {
+			return 0, errors.New("bad tag")
+		}
+		off += n1
+		size, n2 := binary.Uvarint(b[off:])
+		if n2 <= 0 || size > uint64(len(b)-off-n2) {
+			return 0, errors.New("bad tag size")
+		}
+		off += n2 + int(size)
+	}
+	return off, nil
+}
+
+// dispatch decodes one frame and starts its handler. Anything malformed,
+// an unknown key or a version out of range closes the connection, except an
+// ApiVersions request above our maximum, which gets the v0 answer with
+// UNSUPPORTED_VERSION that clients use to negotiate.
+func (c *conn) dispatch(ctx actor.Context, body []byte) {
+	seq := c.nextSeq
+	c.nextSeq++
+	h, off, err := parseHeader(body)
+	if err != nil {
+		c.fail(ctx, seq, err)
+		return
+	}
+	if c.clientID == "" {
+		c.clientID = h.clientID
+	}
+	api, ok := handlers[h.key]
+	if !ok {
+		c.fail(ctx, seq, fmt.Errorf("unknown API key %d", h.key))
+		return
+	}
+	if h.key == 18 && h.version > api.maxVersion {
+		resp := kmsg.NewPtrApiVersionsResponse()
+		resp.SetVersion(0)
+		resp.ErrorCode = kerr.UnsupportedVersion.Code
+		fillApiVersions(resp)
+		c.finish(ctx, &result{seq: seq, corr: h.corr, key: h.key, resp: resp})
+		return
+	}
+	if h.version < api.minVersion || h.version > api.maxVersion {
+		c.fail(ctx, seq, fmt.Errorf("%s version %d outside [%d, %d]", kmsg.NameForKey(h.key), h.version, api.minVersion, api.maxVersion))
+		return
+	}
+	req := kmsg.RequestForKey(h.key)
+	req.SetVersion(h.version)
+	if req.IsFlexible() {
+		n, err := skipTags(body[off:])
+		if err != nil {
+			c.fail(ctx, seq, err)
+			return
+		}
+		off += n
+	}
+	if err := req.ReadFrom(body[off:]); err != nil {
+		c.fail(ctx, seq, fmt.Errorf("decode %s v%d: %w", kmsg.NameForKey(h.key), h.version, err))
+		return
+	}
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	go func() {
+		res := &result{seq: seq, corr: h.corr, key: h.key}
+		defer func() {
+			if r := recover(); r != nil {
+				res.resp, res.err = nil, fmt.Errorf("handler %s panicked: %v", kmsg.NameForKey(h.key), r)
+			}
+			root.Send(self, res)
+		}()
+		res.resp, res.err = api.serve(c.ctx, c, req)
+		if res.resp == nil && res.err == nil {
+			res.noReply = true
+		}
+	}()
+}
+
+func (c *conn) fail(ctx actor.Context, seq uint64, err error) {
+	c.finish(ctx, &result{seq: seq, err: err})
+}
+
+func (c *conn) finish(ctx actor.Context, r *result) {
+	c.done[r.seq] = r
+	c.flushInOrder(ctx)
+}
+
+// flushInOrder writes every finished answer whose turn has come. An answer
+// that is an error closes the connection (after the answers before it).
+func (c *conn) flushInOrder(ctx actor.Context) {
+	wrote := false
+	for {
+		r, ok := c.done[c.writeSeq]
+		if !ok {
+			break
+		}
+		delete(c.done, c.writeSeq)
+		c.writeSeq++
+		<-c.slots
+		if r.err != nil {
+			c.server.logger.Info("gateway: closing connection", "remote", c.nc.RemoteAddr(), "client", c.clientID, "reason", r.err)
+			c.w.Flush()
+			ctx.Stop(ctx.Self())
+			return
+		}
+		if r.noReply {
+			continue
+		}
+		if err := c.writeResponse(r); err != nil {
+			ctx.Stop(ctx.Self())
+			return
+		}
+		wrote = true
+	}
+	if wrote {
+		c.nc.SetWriteDeadline(time.Now().Add(c.server.cfg.WriteTimeout))
+		if err := c.w.Flush(); err != nil {
+			ctx.Stop(ctx.Self())
+		}
+	}
+}
+
+// writeResponse frames one answer: size, correlation id, the flexible
+// header's empty tag section (never for ApiVersions, whose response header
+// is always v0), then the body.
+func (c *conn) writeResponse(r *result) error {
+	buf := make([]byte, 8, 256)
+	binary.BigEndian.PutUint32(buf[4:], uint32(r.corr))
+	if r.resp.IsFlexible() && r.key != 18 {
+		buf = append(buf, 0)
+	}
+	buf = r.resp.AppendTo(buf)
+	binary.BigEndian.PutUint32(buf[0:], uint32(len(buf)-4))
+	c.nc.SetWriteDeadline(time.Now().Add(c.server.cfg.WriteTimeout))
+	_, err := c.w.Write(buf)
+	return err
+}
