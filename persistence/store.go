@@ -93,12 +93,12 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("persistence: open %s: pebble (is another process using this data dir?): %w", opts.Dir, err)
 	}
 	s := &Store{
-		opts:    opts,
-		fs:      fs,
-		db:      db,
-		logDir:  logDir,
-		log:     opts.Logger,
-		logs:    make(map[PartitionID]*partitionLog),
+		opts:   opts,
+		fs:     fs,
+		db:     db,
+		logDir: logDir,
+		log:    opts.Logger,
+		logs:   make(map[PartitionID]*partitionLog),
 	}
 	s.journal = &Journal{s: s, last: make(map[string]uint64)}
 	return s, nil
