@@ -33,11 +33,15 @@ type conn struct {
 	writeSeq uint64             // sequence of the next answer to write
 	done     map[uint64]*result // finished, waiting for their turn
 	clientID string
+	tokens   tokenSet // budget held by frames read and not yet served
 }
 
 // Messages of the connection actor.
 type (
-	frameMsg  struct{ body []byte }
+	frameMsg struct {
+		body  []byte
+		token *frameToken
+	}
 	readerEnd struct{ err error }
 	result    struct {
 		seq     uint64
@@ -67,7 +71,7 @@ func (c *conn) Receive(ctx actor.Context) {
 	case *actor.Started:
 		go c.readLoop(ctx.ActorSystem().Root, ctx.Self())
 	case *frameMsg:
-		c.dispatch(ctx, m.body)
+		c.dispatch(ctx, m.body, m.token)
 	case *result:
 		c.done[m.seq] = m
 		c.flushInOrder(ctx)
@@ -79,6 +83,7 @@ func (c *conn) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		c.cancel()
 		c.nc.Close()
+		c.tokens.close()
 	}
 }
 
@@ -93,13 +98,18 @@ func (c *conn) readLoop(root *actor.RootContext, self *actor.PID) {
 			return
 		}
 		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
-		if size < 8 || size > c.server.cfg.MaxFrameBytes {
-			root.Send(self, &readerEnd{err: fmt.Errorf("frame size %d outside [8, %d]", size, c.server.cfg.MaxFrameBytes)})
+		if size < 10 || size > c.server.cfg.MaxFrameBytes {
+			root.Send(self, &readerEnd{err: fmt.Errorf("frame size %d outside [10, %d]", size, c.server.cfg.MaxFrameBytes)})
 			return
 		}
-		body := make([]byte, size)
-		if _, err := io.ReadFull(r, body); err != nil {
+		// The API key leads the body: only Produce may use the full cap.
+		key, err := r.Peek(2)
+		if err != nil {
 			root.Send(self, &readerEnd{err: fmt.Errorf("truncated frame: %w", err)})
+			return
+		}
+		if k := int16(binary.BigEndian.Uint16(key)); k != 0 && size > c.server.cfg.MaxSmallFrameBytes {
+			root.Send(self, &readerEnd{err: fmt.Errorf("%s frame of %d bytes over the %d-byte cap", kmsg.NameForKey(k), size, c.server.cfg.MaxSmallFrameBytes)})
 			return
 		}
 		select {
@@ -107,7 +117,20 @@ func (c *conn) readLoop(root *actor.RootContext, self *actor.PID) {
 		case <-c.ctx.Done():
 			return
 		}
-		root.Send(self, &frameMsg{body: body})
+		if !c.server.memory.acquire(c.ctx, int64(size)) {
+			return
+		}
+		token := &frameToken{budget: c.server.memory, size: int64(size)}
+		if !c.tokens.add(token) {
+			return
+		}
+		body := make([]byte, size)
+		if _, err := io.ReadFull(r, body); err != nil {
+			c.tokens.done(token)
+			root.Send(self, &readerEnd{err: fmt.Errorf("truncated frame: %w", err)})
+			return
+		}
+		root.Send(self, &frameMsg{body: body, token: token})
 	}
 }
 
@@ -164,56 +187,72 @@ func skipTags(b []byte) (int, error) {
 	return off, nil
 }
 
-// dispatch decodes one frame and starts its handler. Anything malformed,
-// an unknown key or a version out of range closes the connection, except an
-// ApiVersions request above our maximum, which gets the v0 answer with
-// UNSUPPORTED_VERSION that clients use to negotiate.
-func (c *conn) dispatch(ctx actor.Context, body []byte) {
-	seq := c.nextSeq
-	c.nextSeq++
+// errVersionTooNew marks an ApiVersions request above our maximum: it gets
+// the v0 answer with UNSUPPORTED_VERSION that clients use to negotiate.
+var errVersionTooNew = errors.New("ApiVersions version above our maximum")
+
+// decodeRequest checks and decodes one frame body: header, API key, version
+// range, then the body with kmsg. It allocates nothing beyond what kmsg needs
+// for the bytes given, and never panics on any input (FuzzDecodeRequest).
+func decodeRequest(body []byte) (requestHeader, apiHandler, kmsg.Request, error) {
 	h, off, err := parseHeader(body)
 	if err != nil {
-		c.fail(ctx, seq, err)
-		return
-	}
-	if c.clientID == "" {
-		c.clientID = h.clientID
+		return h, apiHandler{}, nil, err
 	}
 	api, ok := handlers[h.key]
 	if !ok {
-		c.fail(ctx, seq, fmt.Errorf("unknown API key %d", h.key))
-		return
+		return h, api, nil, fmt.Errorf("unknown API key %d", h.key)
 	}
 	if h.key == 18 && h.version > api.maxVersion {
-		resp := kmsg.NewPtrApiVersionsResponse()
-		resp.SetVersion(0)
-		resp.ErrorCode = kerr.UnsupportedVersion.Code
-		fillApiVersions(resp)
-		c.finish(ctx, &result{seq: seq, corr: h.corr, key: h.key, resp: resp})
-		return
+		return h, api, nil, errVersionTooNew
 	}
 	if h.version < api.minVersion || h.version > api.maxVersion {
-		c.fail(ctx, seq, fmt.Errorf("%s version %d outside [%d, %d]", kmsg.NameForKey(h.key), h.version, api.minVersion, api.maxVersion))
-		return
+		return h, api, nil, fmt.Errorf("%s version %d outside [%d, %d]", kmsg.NameForKey(h.key), h.version, api.minVersion, api.maxVersion)
 	}
 	req := kmsg.RequestForKey(h.key)
 	req.SetVersion(h.version)
 	if req.IsFlexible() {
 		n, err := skipTags(body[off:])
 		if err != nil {
-			c.fail(ctx, seq, err)
-			return
+			return h, api, nil, err
 		}
 		off += n
 	}
 	if err := req.ReadFrom(body[off:]); err != nil {
-		c.fail(ctx, seq, fmt.Errorf("decode %s v%d: %w", kmsg.NameForKey(h.key), h.version, err))
+		return h, api, nil, fmt.Errorf("decode %s v%d: %w", kmsg.NameForKey(h.key), h.version, err)
+	}
+	return h, api, req, nil
+}
+
+// dispatch decodes one frame and starts its handler. Anything malformed, an
+// unknown key or a version out of range closes the connection (after the
+// answers to earlier requests), except errVersionTooNew.
+func (c *conn) dispatch(ctx actor.Context, body []byte, token *frameToken) {
+	seq := c.nextSeq
+	c.nextSeq++
+	h, api, req, err := decodeRequest(body)
+	if c.clientID == "" {
+		c.clientID = h.clientID
+	}
+	if errors.Is(err, errVersionTooNew) {
+		resp := kmsg.NewPtrApiVersionsResponse()
+		resp.SetVersion(0)
+		resp.ErrorCode = kerr.UnsupportedVersion.Code
+		fillApiVersions(resp)
+		c.tokens.done(token)
+		c.finish(ctx, &result{seq: seq, corr: h.corr, key: h.key, resp: resp})
+		return
+	}
+	if err != nil {
+		c.tokens.done(token)
+		c.finish(ctx, &result{seq: seq, err: err})
 		return
 	}
 	self, root := ctx.Self(), ctx.ActorSystem().Root
 	go func() {
 		res := &result{seq: seq, corr: h.corr, key: h.key}
 		defer func() {
+			c.tokens.done(token)
 			if r := recover(); r != nil {
 				res.resp, res.err = nil, fmt.Errorf("handler %s panicked: %v", kmsg.NameForKey(h.key), r)
 			}
@@ -224,10 +263,6 @@ func (c *conn) dispatch(ctx actor.Context, body []byte) {
 			res.noReply = true
 		}
 	}()
-}
-
-func (c *conn) fail(ctx actor.Context, seq uint64, err error) {
-	c.finish(ctx, &result{seq: seq, err: err})
 }
 
 func (c *conn) finish(ctx actor.Context, r *result) {

@@ -29,6 +29,15 @@ type Config struct {
 	// connection before anything is allocated. Default 100 MiB (Kafka's
 	// socket.request.max.bytes).
 	MaxFrameBytes int32
+	// MaxSmallFrameBytes caps frames of every API but Produce, whose
+	// requests carry records; others are small, and decoding amplifies a
+	// frame (arrays of tiny entries become larger structs), so their cap is
+	// lower. Default 8 MiB.
+	MaxSmallFrameBytes int32
+	// MaxBytesInFlight bounds the frame bytes of all connections read but
+	// not yet answered (Kafka's queued.max.request.bytes); a reader waits
+	// for room before reading a frame body. Default 512 MiB.
+	MaxBytesInFlight int64
 	// MaxInflightPerConn bounds the requests of one connection being served
 	// at once; past it the connection stops reading (backpressure). Default 64.
 	MaxInflightPerConn int
@@ -52,6 +61,15 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.MaxFrameBytes == 0 {
 		c.MaxFrameBytes = 100 << 20
+	}
+	if c.MaxSmallFrameBytes == 0 {
+		c.MaxSmallFrameBytes = 8 << 20
+	}
+	if c.MaxSmallFrameBytes > c.MaxFrameBytes {
+		c.MaxSmallFrameBytes = c.MaxFrameBytes
+	}
+	if c.MaxBytesInFlight == 0 {
+		c.MaxBytesInFlight = 512 << 20
 	}
 	if c.MaxInflightPerConn == 0 {
 		c.MaxInflightPerConn = 64
@@ -80,6 +98,9 @@ func (c *Config) Validate() error {
 	if c.MaxFrameBytes < 1024 {
 		return fmt.Errorf("gateway: MaxFrameBytes %d below 1 KiB", c.MaxFrameBytes)
 	}
+	if c.MaxBytesInFlight < int64(c.MaxFrameBytes) {
+		return fmt.Errorf("gateway: MaxBytesInFlight %d below MaxFrameBytes %d", c.MaxBytesInFlight, c.MaxFrameBytes)
+	}
 	if c.MaxInflightPerConn < 1 || c.MaxInflightPerConn > 10000 {
 		return fmt.Errorf("gateway: MaxInflightPerConn %d out of range [1, 10000]", c.MaxInflightPerConn)
 	}
@@ -96,6 +117,7 @@ type Server struct {
 	listener *actor.PID
 	host     string
 	port     int32
+	memory   *byteBudget
 
 	closeOnce sync.Once
 }
@@ -111,7 +133,7 @@ func Start(node *actors.Node, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: listen %s: %w", cfg.Listen, err)
 	}
-	s := &Server{cfg: cfg, node: node, logger: cfg.Logger, ln: ln, system: node.System()}
+	s := &Server{cfg: cfg, node: node, logger: cfg.Logger, ln: ln, system: node.System(), memory: newByteBudget(cfg.MaxBytesInFlight)}
 	adv := cfg.Advertise
 	if adv == "" {
 		adv = ln.Addr().String()
