@@ -384,6 +384,9 @@ func (n *Node) topicUpdateErr(op, topic string, err error) error {
 	if errors.Is(err, cluster.ErrTopicNotFound) {
 		return newTopicError(kerr.UnknownTopicOrPartition, "topic %q does not exist", topic)
 	}
+	if errors.Is(err, cluster.ErrInvalidTopicName) {
+		return newTopicError(kerr.InvalidTopicException, "%v", err)
+	}
 	return fmt.Errorf("%s %q: %w", op, topic, err)
 }
 
