@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/fluxo-broker/fluxo/cluster"
 	"github.com/fluxo-broker/fluxo/proto/fluxopb"
 )
 
@@ -61,6 +62,10 @@ func (s *Server) deleteTopic(ctx context.Context, rt kmsg.DeleteTopicsRequestTop
 		st.Topic = &name
 	} else {
 		name = *rt.Topic
+		if cluster.ValidateTopicName(name) != nil {
+			st.ErrorCode, st.ErrorMessage = codeMsg(kerr.UnknownTopicOrPartition, "topic %q does not exist (not a valid name)", name)
+			return
+		}
 		if t := s.node.Topic(name); t != nil {
 			copy(st.TopicID[:], t.Id)
 		}

@@ -174,6 +174,11 @@ func TestAdminDeleteTopics(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantErr(t, "delete x again", res["x"].Err, kerr.UnknownTopicOrPartition)
+	res, err = adm.DeleteTopics(ctx, "bad name!")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "delete a bad name", res["bad name!"].Err, kerr.UnknownTopicOrPartition)
 
 	// By id (v6).
 	byID := func(id [16]byte) kmsg.DeleteTopicsResponseTopic {
