@@ -5,14 +5,18 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/fluxo-broker/fluxo"
+	"github.com/fluxo-broker/fluxo/testkit"
 )
 
 func adminCtx(t *testing.T) context.Context {
@@ -533,3 +537,50 @@ func TestAdminDescribeCluster(t *testing.T) {
 }
 
 func itoa(n int32) string { return strconv.Itoa(int(n)) }
+
+// TestAdminCreateTopicsTimeout: a creation whose partitions do not start
+// within the request's timeout answers REQUEST_TIMED_OUT in about that time;
+// the topic exists and its partitions start afterwards.
+func TestAdminCreateTopicsTimeout(t *testing.T) {
+	ctx := adminCtx(t)
+	var slow atomic.Bool
+	delay := func(next actor.ReceiverFunc) actor.ReceiverFunc {
+		return func(c actor.ReceiverContext, env *actor.MessageEnvelope) {
+			if slow.Load() && strings.HasSuffix(c.Self().Id, "/partitions") {
+				time.Sleep(time.Second)
+			}
+			next(c, env)
+		}
+	}
+	b := testkit.StartBroker(t, fluxo.WithKafkaListen("127.0.0.1:0", ""), fluxo.WithActorMiddleware(delay))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	adm.SetTimeoutMillis(200)
+	slow.Store(true)
+	start := time.Now()
+	res, err := adm.CreateTopics(ctx, 1, 1, nil, "slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 900*time.Millisecond {
+		t.Fatalf("answered after %v, timeout was 200ms", took)
+	}
+	wantErr(t, "create slow", res["slow"].Err, kerr.RequestTimedOut)
+	slow.Store(false)
+	if b.Node().Topic("slow") == nil {
+		t.Fatal("the topic was not recorded")
+	}
+	for {
+		if _, ok := b.Node().Partition("slow", 0); ok {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the partition never started")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
