@@ -270,6 +270,13 @@ func (n *Node) AlterTopicConfig(ctx context.Context, req *fluxopb.AlterTopicConf
 		return nil, fmt.Errorf("alter topic %q: %w", req.Name, err)
 	}
 	n.setTopic(t)
+	n.configChanged(t)
+	res.Topic = t
+	return res, nil
+}
+
+// configChanged hands the topic's new settings to its running partitions.
+func (n *Node) configChanged(t *fluxopb.TopicMetadata) {
 	maxBytes := n.topicConfig(t).maxMessageBytes
 	for _, id := range partitionIDs(t, 0) {
 		if h := n.registry.get(id); h != nil {
@@ -277,8 +284,152 @@ func (n *Node) AlterTopicConfig(ctx context.Context, req *fluxopb.AlterTopicConf
 			n.system.Root.Send(h.pid, &configChanged{})
 		}
 	}
-	res.Topic = t
-	return res, nil
+}
+
+// TopicError is a topic operation refused with a Kafka error code: nothing
+// was changed. Other errors from the topic functions are failures of the
+// node or the coordination store.
+type TopicError struct {
+	Err     *kerr.Error
+	Message string
+}
+
+func (e *TopicError) Error() string { return e.Err.Message + ": " + e.Message }
+
+// Unwrap lets errors.Is match the Kafka error.
+func (e *TopicError) Unwrap() error { return e.Err }
+
+func newTopicError(e *kerr.Error, format string, args ...any) *TopicError {
+	return &TopicError{Err: e, Message: fmt.Sprintf(format, args...)}
+}
+
+// TopicDefaults are the broker-wide settings topics fall back to.
+type TopicDefaults struct {
+	Partitions            int32
+	MaxPartitionsPerTopic int32
+	RetentionMs           int64
+	RetentionBytes        int64
+	MaxMessageBytes       int32
+	CleanupPolicy         string
+}
+
+// TopicDefaults reports the broker defaults of topic settings.
+func (n *Node) TopicDefaults() TopicDefaults {
+	return TopicDefaults{
+		Partitions:            n.cfg.DefaultPartitions,
+		MaxPartitionsPerTopic: n.cfg.MaxPartitionsPerTopic,
+		RetentionMs:           n.cfg.DefaultRetentionMs,
+		RetentionBytes:        n.cfg.DefaultRetentionBytes,
+		MaxMessageBytes:       n.cfg.DefaultMaxMessageBytes,
+		CleanupPolicy:         "delete",
+	}
+}
+
+// checkAddPartitions validates growing t to newCount partitions.
+func (n *Node) checkAddPartitions(t *fluxopb.TopicMetadata, newCount int32) error {
+	if newCount <= t.Partitions {
+		return newTopicError(kerr.InvalidPartitions, "topic %q has %d partitions; the new count %d must be larger", t.Name, t.Partitions, newCount)
+	}
+	if newCount > n.cfg.MaxPartitionsPerTopic {
+		return newTopicError(kerr.InvalidPartitions, "partition count %d exceeds the maximum %d", newCount, n.cfg.MaxPartitionsPerTopic)
+	}
+	return nil
+}
+
+// AddPartitions grows topic to newCount partitions: it compare-and-sets the
+// count in the coordination store and starts the new partitions. With
+// validateOnly it only checks. Refusals are *TopicError
+// (UNKNOWN_TOPIC_OR_PARTITION, INVALID_PARTITIONS); partitions that do not
+// start in time give REQUEST_TIMED_OUT, the topic having grown.
+func (n *Node) AddPartitions(ctx context.Context, topic string, newCount int32, validateOnly bool) (*fluxopb.TopicMetadata, error) {
+	if validateOnly {
+		t := n.cachedTopic(topic)
+		if t == nil {
+			return nil, newTopicError(kerr.UnknownTopicOrPartition, "topic %q does not exist", topic)
+		}
+		if err := n.checkAddPartitions(t, newCount); err != nil {
+			return nil, err
+		}
+		t = proto.Clone(t).(*fluxopb.TopicMetadata)
+		t.Partitions = newCount
+		return t, nil
+	}
+	n.topicMu.Lock()
+	defer n.topicMu.Unlock()
+	t, err := n.cfg.Metadata.UpdateTopic(ctx, topic, func(t *fluxopb.TopicMetadata) error {
+		if err := n.checkAddPartitions(t, newCount); err != nil {
+			return err
+		}
+		t.Partitions = newCount
+		return nil
+	})
+	if err != nil {
+		return nil, n.topicUpdateErr("add partitions", topic, err)
+	}
+	n.setTopic(t)
+	if err := n.startTopicPartitions(ctx, t); err != nil {
+		n.logger.Warn("add partitions: partitions not started yet", "topic", topic, "err", err)
+		return t, newTopicError(kerr.RequestTimedOut, "topic %q now has %d partitions but they are not all serving yet: %v", topic, newCount, err)
+	}
+	return t, nil
+}
+
+// topicUpdateErr maps an UpdateTopic failure: a refusal from the update
+// function as is, a missing topic to UNKNOWN_TOPIC_OR_PARTITION.
+func (n *Node) topicUpdateErr(op, topic string, err error) error {
+	var te *TopicError
+	if errors.As(err, &te) {
+		return te
+	}
+	if errors.Is(err, cluster.ErrTopicNotFound) {
+		return newTopicError(kerr.UnknownTopicOrPartition, "topic %q does not exist", topic)
+	}
+	if errors.Is(err, cluster.ErrInvalidTopicName) {
+		return newTopicError(kerr.InvalidTopicException, "%v", err)
+	}
+	return fmt.Errorf("%s %q: %w", op, topic, err)
+}
+
+// UpdateTopicConfig applies fn to a copy of the topic's config, validates
+// the result and stores it (compare-and-set; fn may run more than once), then
+// hands the new settings to the running partitions. fn may clear fields
+// (revert to the broker default) or replace the whole config. With
+// validateOnly nothing is stored. Refusals are *TopicError (fn's own,
+// UNKNOWN_TOPIC_OR_PARTITION, INVALID_CONFIG). Returns the topic as stored
+// (or as it would be).
+func (n *Node) UpdateTopicConfig(ctx context.Context, topic string, fn func(*fluxopb.TopicConfig) error, validateOnly bool) (*fluxopb.TopicMetadata, error) {
+	apply := func(t *fluxopb.TopicMetadata) error {
+		if t.Config == nil {
+			t.Config = &fluxopb.TopicConfig{}
+		}
+		if err := fn(t.Config); err != nil {
+			return err
+		}
+		if err := validateTopicConfig(t.Config); err != nil {
+			return newTopicError(kerr.InvalidConfig, "%v", err)
+		}
+		return nil
+	}
+	if validateOnly {
+		t := n.cachedTopic(topic)
+		if t == nil {
+			return nil, newTopicError(kerr.UnknownTopicOrPartition, "topic %q does not exist", topic)
+		}
+		t = proto.Clone(t).(*fluxopb.TopicMetadata)
+		if err := apply(t); err != nil {
+			return nil, err
+		}
+		return t, nil
+	}
+	n.topicMu.Lock()
+	defer n.topicMu.Unlock()
+	t, err := n.cfg.Metadata.UpdateTopic(ctx, topic, apply)
+	if err != nil {
+		return nil, n.topicUpdateErr("alter topic config", topic, err)
+	}
+	n.setTopic(t)
+	n.configChanged(t)
+	return t, nil
 }
 
 // removeOrphans deletes partition data the coordination store no longer
