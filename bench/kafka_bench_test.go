@@ -1,0 +1,184 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/fluxo-broker/fluxo"
+)
+
+const (
+	recordBytes = 1 << 10
+	partitions  = 4
+	topic       = "bench"
+)
+
+// target is a broker to measure: its Kafka address and how to stop it.
+type target struct {
+	addr string
+	stop func()
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func startFluxo(b *testing.B, fsync bool) target {
+	opts := []fluxo.Option{fluxo.WithDataDir(b.TempDir()), fluxo.WithLogger(quiet()), fluxo.WithKafkaListen("127.0.0.1:0", "")}
+	if !fsync {
+		opts = append(opts, fluxo.WithoutFsync())
+	}
+	br, err := fluxo.Start(context.Background(), opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := br.CreateTopic(context.Background(), topic, partitions); err != nil {
+		b.Fatal(err)
+	}
+	return target{addr: br.KafkaAddr(), stop: func() { br.Close() }}
+}
+
+func startKfake(b *testing.B, opts ...kfake.Opt) (target, *kfake.Cluster) {
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic)}, opts...)...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return target{addr: c.ListenAddrs()[0], stop: c.Close}, c
+}
+
+// startCeiling is a broker that acknowledges every produce and stores
+// nothing: the most a client can push through this machine's cores.
+func startCeiling(b *testing.B) target {
+	t, c := startKfake(b)
+	c.ControlKey(0, func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := kreq.(*kmsg.ProduceRequest)
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	return t
+}
+
+// produce writes n records of recordBytes with an idempotent, acks=all
+// franz-go producer (its defaults) and waits for every acknowledgement.
+func produce(b *testing.B, addr string, n int) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic), kgo.ProducerBatchMaxBytes(1<<20))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	val := make([]byte, recordBytes)
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(n)
+	for i := 0; i < n; i++ {
+		cl.Produce(context.Background(), &kgo.Record{Value: val}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				failed.Add(1)
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	if f := failed.Load(); f > 0 {
+		b.Fatalf("%d of %d records failed", f, n)
+	}
+}
+
+// consume reads n records from the start of every partition.
+func consume(b *testing.B, addr string, n int) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(16<<20))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	got := 0
+	for got < n {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			b.Fatalf("consumed %d of %d: %v", got, n, err)
+		}
+		fs.EachError(func(t string, p int32, err error) { b.Fatalf("fetch %s/%d: %v", t, p, err) })
+		got += fs.NumRecords()
+	}
+}
+
+func ensureTopic(b *testing.B, addr string) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	kadm.NewClient(cl).CreateTopic(context.Background(), partitions, 1, nil, topic)
+}
+
+var produceTargets = []struct {
+	name  string
+	start func(*testing.B) target
+}{
+	{"fluxo-fsync", func(b *testing.B) target { return startFluxo(b, true) }},
+	{"fluxo-nosync", func(b *testing.B) target { return startFluxo(b, false) }},
+	{"kfake-fsync", func(b *testing.B) target {
+		t, _ := startKfake(b, kfake.DataDir(b.TempDir()), kfake.SyncWrites())
+		return t
+	}},
+	{"kfake-memory", func(b *testing.B) target { t, _ := startKfake(b); return t }},
+	{"ceiling", startCeiling},
+}
+
+// BenchmarkProduce: 1 KiB records, franz-go defaults (idempotent, acks=all),
+// into a 4-partition topic; b.N records per run.
+func BenchmarkProduce(b *testing.B) {
+	for _, tc := range produceTargets {
+		b.Run(tc.name, func(b *testing.B) {
+			t := tc.start(b)
+			defer t.stop()
+			ensureTopic(b, t.addr)
+			b.SetBytes(recordBytes)
+			b.ResetTimer()
+			produce(b, t.addr, b.N)
+		})
+	}
+}
+
+// BenchmarkConsume: catch-up read of b.N 1 KiB records written beforehand.
+func BenchmarkConsume(b *testing.B) {
+	for _, tc := range produceTargets[:4] {
+		if tc.name == "fluxo-nosync" || tc.name == "kfake-fsync" {
+			continue
+		}
+		b.Run(tc.name, func(b *testing.B) {
+			t := tc.start(b)
+			defer t.stop()
+			ensureTopic(b, t.addr)
+			produce(b, t.addr, b.N)
+			b.SetBytes(recordBytes)
+			b.ResetTimer()
+			consume(b, t.addr, b.N)
+		})
+	}
+}
+
+var _ = fmt.Sprint
