@@ -176,3 +176,12 @@ func divergence(node *actors.Node, topic string, rp *kmsg.FetchRequestTopicParti
 	}
 	return end, false
 }
+
+// checkEpoch is the error code for a request's current_leader_epoch against
+// the partition's, or 0 (see actors.CheckLeaderEpoch).
+func checkEpoch(client, ours int32) int16 {
+	if err := actors.CheckLeaderEpoch(client, ours); err != nil {
+		return err.(*kerr.Error).Code
+	}
+	return 0
+}
