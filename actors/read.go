@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/fluxo-broker/fluxo/persistence"
+	"github.com/fluxo-broker/fluxo/proto/fluxopb"
 )
 
 // PartitionRead is one non-blocking read of a partition, with the offsets
@@ -161,32 +162,34 @@ func (n *Node) EndOffsetForEpoch(topic string, partition int32, epoch int32) (Ep
 	if err != nil {
 		return undefined, kerr.NotLeaderForPartition
 	}
-	current := h.view.leaderEpoch.Load()
-	logEnd := h.view.logEnd.Load()
+	return epochEnd(log.Checkpoint().GetEpochs(), h.view.leaderEpoch.Load(), h.view.logEnd.Load(), epoch), nil
+}
+
+// epochEnd answers EndOffsetForEpoch from the epoch history (epochs with
+// data, ascending), the current epoch and the log end.
+func epochEnd(history []*fluxopb.EpochStarted, current int32, logEnd int64, epoch int32) EpochEnd {
 	if epoch < 0 || epoch > current {
-		return undefined, nil
+		return EpochEnd{LeaderEpoch: -1, EndOffset: -1}
 	}
 	if epoch == current {
-		return EpochEnd{LeaderEpoch: epoch, EndOffset: logEnd}, nil
+		return EpochEnd{LeaderEpoch: epoch, EndOffset: logEnd}
 	}
-	// The history lists epochs with data, ascending; the current epoch
-	// (which may have no data yet) starts at the log end if it is missing.
 	floor := int32(-1)
-	for _, e := range log.Checkpoint().GetEpochs() {
+	for _, e := range history {
 		if e.Epoch > epoch {
 			if floor < 0 {
-				return EpochEnd{LeaderEpoch: epoch, EndOffset: e.StartOffset}, nil
+				return EpochEnd{LeaderEpoch: epoch, EndOffset: e.StartOffset}
 			}
-			return EpochEnd{LeaderEpoch: floor, EndOffset: e.StartOffset}, nil
+			return EpochEnd{LeaderEpoch: floor, EndOffset: e.StartOffset}
 		}
 		floor = e.Epoch
 	}
 	// No later epoch holds data: the requested one runs up to where the
-	// current epoch begins, the log end.
+	// current epoch (without data yet) begins, the log end.
 	if floor < 0 {
 		floor = epoch
 	}
-	return EpochEnd{LeaderEpoch: floor, EndOffset: logEnd}, nil
+	return EpochEnd{LeaderEpoch: floor, EndOffset: logEnd}
 }
 
 // CheckLeaderEpoch compares a client's view of the leader epoch with the

@@ -138,18 +138,26 @@ func fetchOnce(node *actors.Node, req *kmsg.FetchRequest, resp *kmsg.FetchRespon
 		p.ErrorCode = 0
 		p.RecordBatches = []byte{} // empty, not null, as Kafka sends
 		err := r.Err
-		if err == nil && req.Version >= 9 {
-			err = actors.CheckLeaderEpoch(rp.CurrentLeaderEpoch, r.LeaderEpoch)
-		}
-		if err == nil && req.Version >= 12 && rp.LastFetchedEpoch >= 0 {
-			if div, ok := divergence(node, t.topic, rp); ok {
-				p.DivergingEpoch.Epoch, p.DivergingEpoch.EndOffset = div.LeaderEpoch, div.EndOffset
-				stop = true
-				continue
+		if err == nil || err == kerr.OffsetOutOfRange {
+			if req.Version >= 9 {
+				if code := checkEpoch(rp.CurrentLeaderEpoch, r.LeaderEpoch); code != 0 {
+					err = kerr.ErrorForCode(code)
+				}
+			}
+			// Divergence comes before the offset check, as in Kafka: a
+			// follower past our end must learn where to truncate.
+			if err == r.Err && req.Version >= 12 && rp.LastFetchedEpoch >= 0 {
+				if div, ok := divergence(node, t.topic, rp); ok {
+					p.DivergingEpoch.Epoch, p.DivergingEpoch.EndOffset = div.LeaderEpoch, div.EndOffset
+					p.RecordBatches = []byte{}
+					stop = true
+					continue
+				}
 			}
 		}
 		if err != nil {
 			p.ErrorCode = err.(*kerr.Error).Code
+			p.RecordBatches = []byte{}
 			stop = true
 			continue
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -270,4 +271,343 @@ func TestFetchByNameAndTopicID(t *testing.T) {
 			t.Fatalf("v%d %q %x p%d: error %d, want %d", c.v, c.topic, c.id, c.p, got, c.want)
 		}
 	}
+}
+
+func listOffsetsReq(version int16, topic string, p int32, ts int64, epoch int32) *kmsg.ListOffsetsRequest {
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.SetVersion(version)
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = p, ts, epoch
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	return req
+}
+
+func TestListOffsets(t *testing.T) {
+	ctx := testCtx(t)
+	b, cl := startKafka(t)
+	if _, err := b.CreateTopic(ctx, "lo", 1); err != nil {
+		t.Fatal(err)
+	}
+	const base = 1_700_000_000_000
+	produceBatches(t, b, "lo", 0, 5, 2, base) // offsets 0-9, timestamps base+0..9
+	for _, ts := range []int64{base + 50, base + 20} {
+		if _, err := b.Produce(ctx, "lo", 0, fluxo.Record{Timestamp: ts, Value: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	} // offset 10 has the max timestamp, 11 an older one
+	adm := kadm.NewClient(cl)
+	check := func(what string, l kadm.ListedOffsets, err error, offset, ts int64) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		o, ok := l.Lookup("lo", 0)
+		if !ok || o.Err != nil || o.Offset != offset || o.Timestamp != ts || o.LeaderEpoch != 0 {
+			t.Fatalf("%s: %+v, want offset %d timestamp %d", what, o, offset, ts)
+		}
+	}
+	l, err := adm.ListStartOffsets(ctx, "lo")
+	check("start", l, err, 0, -1)
+	l, err = adm.ListEndOffsets(ctx, "lo")
+	check("end", l, err, 12, -1)
+	l, err = adm.ListOffsetsAfterMilli(ctx, base+5, "lo")
+	check("after base+5", l, err, 5, base+5)
+	l, err = adm.ListOffsetsAfterMilli(ctx, base+30, "lo")
+	check("after base+30", l, err, 10, base+50)
+
+	rc := dialRaw(t, b.KafkaAddr())
+	part := func(req *kmsg.ListOffsetsRequest) kmsg.ListOffsetsResponseTopicPartition {
+		t.Helper()
+		return rc.do(req).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]
+	}
+	if p := part(listOffsetsReq(7, "lo", 0, -3, -1)); p.ErrorCode != 0 || p.Offset != 10 || p.Timestamp != base+50 || p.LeaderEpoch != 0 {
+		t.Fatalf("max timestamp: %+v", p)
+	}
+	if p := part(listOffsetsReq(6, "lo", 0, -3, -1)); p.ErrorCode != kerr.UnsupportedVersion.Code {
+		t.Fatalf("max timestamp at v6: %+v", p)
+	}
+	if p := part(listOffsetsReq(8, "lo", 0, base+51, -1)); p.ErrorCode != 0 || p.Offset != -1 || p.Timestamp != -1 {
+		t.Fatalf("after the last timestamp: %+v", p)
+	}
+	if p := part(listOffsetsReq(1, "lo", 0, -1, -1)); p.ErrorCode != 0 || p.Offset != 12 {
+		t.Fatalf("latest at v1: %+v", p)
+	}
+	if p := part(listOffsetsReq(4, "lo", 0, -1, 3)); p.ErrorCode != kerr.UnknownLeaderEpoch.Code {
+		t.Fatalf("newer leader epoch: %+v", p)
+	}
+	if p := part(listOffsetsReq(4, "lo", 0, -1, 0)); p.ErrorCode != 0 || p.Offset != 12 || p.LeaderEpoch != 0 {
+		t.Fatalf("current leader epoch: %+v", p)
+	}
+	if p := part(listOffsetsReq(8, "lo", 4, -1, -1)); p.ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("unknown partition: %+v", p)
+	}
+}
+
+func TestFetchLongPoll(t *testing.T) {
+	ctx := testCtx(t)
+	b, _ := startKafka(t)
+	if _, err := b.CreateTopic(ctx, "lp", 2); err != nil {
+		t.Fatal(err)
+	}
+	rc := dialRaw(t, b.KafkaAddr())
+
+	// Nothing to read: held for max wait, then an empty answer.
+	req := fetchReq(12, "lp", [16]byte{}, 0, 0, 1<<20)
+	req.MinBytes, req.MaxWaitMillis = 1, 300
+	start := time.Now()
+	p := rc.do(req).(*kmsg.FetchResponse).Topics[0].Partitions[0]
+	if waited := time.Since(start); waited < 250*time.Millisecond || p.ErrorCode != 0 || len(p.RecordBatches) != 0 || p.HighWatermark != 0 {
+		t.Fatalf("empty long poll after %v: %+v", waited, p)
+	}
+
+	// min_bytes above what there is: held for max wait, then what there is.
+	produceBatches(t, b, "lp", 0, 1, 1, time.Now().UnixMilli())
+	req.MinBytes = 1 << 20
+	start = time.Now()
+	p = rc.do(req).(*kmsg.FetchResponse).Topics[0].Partitions[0]
+	if waited := time.Since(start); waited < 250*time.Millisecond || len(p.RecordBatches) == 0 || p.HighWatermark != 1 {
+		t.Fatalf("min bytes not reached after %v: %+v", waited, p)
+	}
+
+	// A consumer polling both empty partitions gets a record produced later,
+	// on either partition, as soon as it is acknowledged.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.FetchMaxWait(5*time.Second),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"lp": {0: kgo.NewOffset().At(1), 1: kgo.NewOffset().At(0)}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for i, part := range []int32{1, 0, 1} {
+		got := make(chan time.Time, 1)
+		go func() {
+			fs := cl.PollFetches(ctx)
+			if len(fs.Records()) != 1 {
+				t.Errorf("poll %d: %d records, errors %v", i, len(fs.Records()), fs.Errors())
+			}
+			got <- time.Now()
+		}()
+		time.Sleep(300 * time.Millisecond) // let the fetch park
+		if _, err := b.Produce(ctx, "lp", part, fluxo.Record{Value: []byte("wake")}); err != nil {
+			t.Fatal(err)
+		}
+		acked := time.Now()
+		select {
+		case at := <-got:
+			t.Logf("record on partition %d received %v after its ack", part, at.Sub(acked))
+			if at.Sub(acked) > time.Second {
+				t.Fatalf("long poll answered %v after the ack", at.Sub(acked))
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("long poll did not return the new record")
+		}
+	}
+}
+
+// batchCount counts the record batches in a fetch answer's bytes.
+func batchCount(t *testing.T, b []byte) int {
+	t.Helper()
+	n := 0
+	for len(b) > 0 {
+		if len(b) < 12 {
+			t.Fatalf("partial batch of %d bytes", len(b))
+		}
+		size := 12 + int(binary.BigEndian.Uint32(b[8:]))
+		if size > len(b) {
+			t.Fatalf("partial batch: %d of %d bytes", len(b), size)
+		}
+		b = b[size:]
+		n++
+	}
+	return n
+}
+
+func TestFetchMaxBytes(t *testing.T) {
+	ctx := testCtx(t)
+	b, _ := startKafka(t)
+	if _, err := b.CreateTopic(ctx, "mb", 2); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 4096)
+	for p := int32(0); p < 2; p++ {
+		for i := 0; i < 3; i++ {
+			if _, err := b.Produce(ctx, "mb", p, fluxo.Record{Key: []byte{byte(i)}, Value: big}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	rc := dialRaw(t, b.KafkaAddr())
+	fetch := func(maxBytes, partMax int32) [2]int {
+		req := fetchReq(12, "mb", [16]byte{}, 0, 0, partMax)
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.PartitionMaxBytes = 1, partMax
+		req.Topics[0].Partitions = append(req.Topics[0].Partitions, rp)
+		req.MaxBytes = maxBytes
+		ps := rc.do(req).(*kmsg.FetchResponse).Topics[0].Partitions
+		return [2]int{batchCount(t, ps[0].RecordBatches), batchCount(t, ps[1].RecordBatches)}
+	}
+	for _, c := range []struct {
+		maxBytes, partMax int32
+		want              [2]int
+	}{
+		{100, 100, [2]int{1, 0}},       // one whole batch despite both limits
+		{1 << 20, 100, [2]int{1, 0}},   // KIP-74 covers only the first partition with data
+		{1 << 20, 9000, [2]int{2, 2}},  // two batches of ~4.1 KiB fit in 9000
+		{6000, 1 << 20, [2]int{1, 0}},  // response limit
+		{13000, 1 << 20, [2]int{3, 0}}, // three fit, the second partition's first does not
+		{1 << 20, 1 << 20, [2]int{3, 3}},
+	} {
+		if got := fetch(c.maxBytes, c.partMax); got != c.want {
+			t.Fatalf("max bytes %d, partition max %d: batches %v, want %v", c.maxBytes, c.partMax, got, c.want)
+		}
+	}
+	// A consumer with tiny limits still reads everything.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.ConsumeTopics("mb"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(100), kgo.FetchMaxPartitionBytes(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if got := consume(t, ctx, cl, 6); len(got) != 6 {
+		t.Fatalf("%d records", len(got))
+	}
+}
+
+func TestDeleteRecordsAndFetchOutOfRange(t *testing.T) {
+	ctx := testCtx(t)
+	b, cl := startKafka(t)
+	if _, err := b.CreateTopic(ctx, "dr", 1); err != nil {
+		t.Fatal(err)
+	}
+	want := produceBatches(t, b, "dr", 0, 10, 1, time.Now().UnixMilli())
+	adm := kadm.NewClient(cl)
+	var os kadm.Offsets
+	os.AddOffset("dr", 0, 4, -1)
+	res, err := adm.DeleteRecords(ctx, os)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := res["dr"][0]; r.Err != nil || r.LowWatermark != 4 {
+		t.Fatalf("delete records: %+v", r)
+	}
+	l, err := adm.ListStartOffsets(ctx, "dr")
+	if o, _ := l.Lookup("dr", 0); err != nil || o.Offset != 4 {
+		t.Fatalf("start offset %+v %v", o, err)
+	}
+
+	rc := dialRaw(t, b.KafkaAddr())
+	for _, c := range []struct {
+		offset int64
+		want   int16
+	}{{0, kerr.OffsetOutOfRange.Code}, {3, kerr.OffsetOutOfRange.Code}, {11, kerr.OffsetOutOfRange.Code}, {4, 0}, {10, 0}} {
+		p := rc.do(fetchReq(16, "dr", topicID(b, "dr"), 0, c.offset, 1<<20)).(*kmsg.FetchResponse).Topics[0].Partitions[0]
+		if p.ErrorCode != c.want || p.LogStartOffset != 4 || p.HighWatermark != 10 {
+			t.Fatalf("fetch at %d: %+v, want error %d", c.offset, p, c.want)
+		}
+	}
+
+	// A consumer positioned below the log start resets to it.
+	cons, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"dr": {0: kgo.NewOffset().At(1)}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	got := consume(t, ctx, cons, 6)
+	for i, r := range got {
+		sameRecord(t, want[4+i], r)
+	}
+
+	// Past the high watermark is refused; -1 means the high watermark.
+	drReq := func(offset int64) kmsg.DeleteRecordsResponseTopicPartition {
+		req := kmsg.NewPtrDeleteRecordsRequest()
+		req.SetVersion(2)
+		req.TimeoutMillis = 5000
+		rt := kmsg.NewDeleteRecordsRequestTopic()
+		rt.Topic = "dr"
+		rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+		rp.Partition, rp.Offset = 0, offset
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return rc.do(req).(*kmsg.DeleteRecordsResponse).Topics[0].Partitions[0]
+	}
+	if p := drReq(11); p.ErrorCode != kerr.OffsetOutOfRange.Code || p.LowWatermark != -1 {
+		t.Fatalf("delete past the high watermark: %+v", p)
+	}
+	if p := drReq(2); p.ErrorCode != 0 || p.LowWatermark != 4 {
+		t.Fatalf("delete below the log start: %+v", p)
+	}
+	if p := drReq(-1); p.ErrorCode != 0 || p.LowWatermark != 10 {
+		t.Fatalf("delete to the high watermark: %+v", p)
+	}
+}
+
+func TestOffsetForLeaderEpochAndEpochChecks(t *testing.T) {
+	ctx := testCtx(t)
+	b, _ := startKafka(t)
+	if _, err := b.CreateTopic(ctx, "ep", 1); err != nil {
+		t.Fatal(err)
+	}
+	produceBatches(t, b, "ep", 0, 3, 1, time.Now().UnixMilli())
+	st, _ := b.Node().Partition("ep", 0)
+	epoch := st.LeaderEpoch
+	rc := dialRaw(t, b.KafkaAddr())
+	oe := func(version int16, topic string, leaderEpoch, current int32) kmsg.OffsetForLeaderEpochResponseTopicPartition {
+		req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+		req.SetVersion(version)
+		rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+		rp.LeaderEpoch, rp.CurrentLeaderEpoch = leaderEpoch, current
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return rc.do(req).(*kmsg.OffsetForLeaderEpochResponse).Topics[0].Partitions[0]
+	}
+	for _, c := range []struct {
+		version       int16
+		topic         string
+		epoch, cur    int32
+		code          int16
+		wantEp        int32
+		wantEndOffset int64
+	}{
+		{4, "ep", epoch, -1, 0, epoch, 3},
+		{4, "ep", epoch, epoch, 0, epoch, 3},
+		{1, "ep", epoch, -1, 0, epoch, 3},
+		{4, "ep", epoch + 1, -1, 0, -1, -1},
+		{4, "ep", -1, -1, 0, -1, -1},
+		{4, "ep", epoch, epoch + 1, kerr.UnknownLeaderEpoch.Code, -1, -1},
+		{4, "nope", epoch, -1, kerr.UnknownTopicOrPartition.Code, -1, -1},
+	} {
+		p := oe(c.version, c.topic, c.epoch, c.cur)
+		if p.ErrorCode != c.code || p.EndOffset != c.wantEndOffset || (c.version >= 1 && p.LeaderEpoch != c.wantEp) {
+			t.Fatalf("%+v: %+v", c, p)
+		}
+	}
+	if p := oe(0, "ep", epoch, -1); p.EndOffset != 3 {
+		t.Fatalf("v0: %+v", p)
+	}
+
+	// Fetch checks current_leader_epoch and last_fetched_epoch.
+	req := fetchReq(12, "ep", [16]byte{}, 0, 1, 1<<20)
+	req.Topics[0].Partitions[0].CurrentLeaderEpoch = epoch + 1
+	if p := rc.do(req).(*kmsg.FetchResponse).Topics[0].Partitions[0]; p.ErrorCode != kerr.UnknownLeaderEpoch.Code || len(p.RecordBatches) != 0 {
+		t.Fatalf("fetch with a newer epoch: %+v", p)
+	}
+	req.Topics[0].Partitions[0].CurrentLeaderEpoch = epoch
+	req.Topics[0].Partitions[0].LastFetchedEpoch = epoch
+	if p := rc.do(req).(*kmsg.FetchResponse).Topics[0].Partitions[0]; p.ErrorCode != 0 || batchCount(t, p.RecordBatches) != 2 || p.DivergingEpoch.Epoch != -1 {
+		t.Fatalf("fetch with our epoch: %+v", p)
+	}
+	req.Topics[0].Partitions[0].FetchOffset = 5 // past our end in our epoch: diverged
+	if p := rc.do(req).(*kmsg.FetchResponse).Topics[0].Partitions[0]; p.ErrorCode != 0 || p.DivergingEpoch.Epoch != epoch || p.DivergingEpoch.EndOffset != 3 {
+		t.Fatalf("fetch past our end: %+v", p)
+	}
+}
+
+func topicID(b *fluxo.Broker, name string) (id [16]byte) {
+	copy(id[:], b.Node().Topic(name).GetId())
+	return id
 }
