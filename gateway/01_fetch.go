@@ -19,7 +19,8 @@ package gateway
 //
 // The long poll holds the request until the records gathered reach
 // min_bytes, max_wait_ms passes (capped at maxFetchWait), a partition has an
-// error, or the connection closes, waking whenever a requested partition's
+// error, or the connection closes (a fetch naming no partitions is answered
+// at once, as in Kafka), waking whenever a requested partition's
 // high watermark moves. Waiting and reading never involve the partition
 // actors: reads go straight to the segments.
 //
@@ -108,7 +109,7 @@ func serveFetch(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Response,
 	for {
 		changed = changed[:0]
 		total, stop := fetchOnce(node, req, resp, targets, &changed)
-		if stop || total >= int(req.MinBytes) || !time.Now().Before(deadline) {
+		if stop || total >= int(req.MinBytes) || len(targets) == 0 || !time.Now().Before(deadline) {
 			return resp, nil
 		}
 		if !actors.WaitAny(ctx, deadline, changed) && ctx.Err() != nil {

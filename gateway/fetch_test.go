@@ -275,6 +275,17 @@ func TestFetchByNameAndTopicID(t *testing.T) {
 			t.Fatalf("v%d %q %x p%d: error %d, want %d", c.v, c.topic, c.id, c.p, got, c.want)
 		}
 	}
+	// No fetch sessions: a session we never handed out is not found, and
+	// every answer says session 0 (full fetches).
+	req := fetchReq(16, "", id, 1, 0, 1<<20)
+	req.SessionID, req.SessionEpoch = 42, 1
+	if resp := rc.do(req).(*kmsg.FetchResponse); resp.ErrorCode != kerr.FetchSessionIDNotFound.Code || resp.SessionID != 0 {
+		t.Fatalf("unknown session: %+v", resp)
+	}
+	req.SessionID, req.SessionEpoch = 0, 0 // asks for a new session
+	if resp := rc.do(req).(*kmsg.FetchResponse); resp.ErrorCode != 0 || resp.SessionID != 0 || len(resp.Topics[0].Partitions[0].RecordBatches) == 0 {
+		t.Fatalf("new session: %+v", resp)
+	}
 }
 
 func listOffsetsReq(version int16, topic string, p int32, ts int64, epoch int32) *kmsg.ListOffsetsRequest {
@@ -365,6 +376,15 @@ func TestFetchLongPoll(t *testing.T) {
 	p := rc.do(req).(*kmsg.FetchResponse).Topics[0].Partitions[0]
 	if waited := time.Since(start); waited < 250*time.Millisecond || p.ErrorCode != 0 || len(p.RecordBatches) != 0 || p.HighWatermark != 0 {
 		t.Fatalf("empty long poll after %v: %+v", waited, p)
+	}
+
+	// No partitions: answered at once.
+	empty := kmsg.NewPtrFetchRequest()
+	empty.SetVersion(16)
+	empty.MinBytes, empty.MaxWaitMillis, empty.SessionEpoch = 1, 5000, -1
+	start = time.Now()
+	if resp := rc.do(empty).(*kmsg.FetchResponse); resp.ErrorCode != 0 || len(resp.Topics) != 0 || time.Since(start) > time.Second {
+		t.Fatalf("fetch of nothing: %+v after %v", resp, time.Since(start))
 	}
 
 	// min_bytes above what there is: held for max wait, then what there is.
