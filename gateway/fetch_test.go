@@ -10,6 +10,7 @@ import (
 	"hash/crc32"
 	"io"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 
@@ -691,5 +692,42 @@ func TestFetchServesCompressedBatchesAsStored(t *testing.T) {
 	got := consume(t, ctx, cl, 2)
 	if got[0].Offset != 3 || string(got[0].Value) != "beta" || got[1].Offset != 4 || string(got[1].Value) != "gamma" {
 		t.Fatalf("records %v", got)
+	}
+}
+
+func TestFetchLongPollEndsWithConnection(t *testing.T) {
+	ctx := testCtx(t)
+	b, _ := startKafka(t)
+	if _, err := b.CreateTopic(ctx, "gone", 1); err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	const conns = 20
+	var ncs []net.Conn
+	for i := 0; i < conns; i++ {
+		rc := dialRaw(t, b.KafkaAddr())
+		req := fetchReq(12, "gone", [16]byte{}, 0, 0, 1<<20)
+		req.MinBytes, req.MaxWaitMillis = 1, 60_000
+		// Send without reading: the fetch parks on the broker.
+		go rc.try(req, time.Minute)
+		ncs = append(ncs, rc.nc)
+	}
+	// Each connection holds a reader goroutine and a parked handler.
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() < before+3*conns && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	parked := runtime.NumGoroutine()
+	if parked < before+3*conns {
+		t.Fatalf("goroutines %d -> %d: fetches did not park", before, parked)
+	}
+	for _, nc := range ncs {
+		nc.Close()
+	}
+	for runtime.NumGoroutine() > before+5 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before+5 {
+		t.Fatalf("goroutines: %d before, %d parked, %d after the connections closed", before, parked, n)
 	}
 }
