@@ -20,8 +20,9 @@ package gateway
 //   - the batch over max.message.bytes: MESSAGE_TOO_LARGE; CRC mismatch or
 //     truncation: CORRUPT_MESSAGE (the partition's core decides both).
 //   - the records inside a batch with a valid CRC must decode: compressed
-//     batches are decompressed (bounded by recordbatch.MaxDecompressedBytes)
-//     and uncompressed ones walked without allocating; records that do not
+//     batches are decompressed as a stream through a small buffer (at most
+//     recordbatch.MaxDecompressedBytes inflated; nothing sized by the record
+//     count the batch claims) and uncompressed ones walked in place; records that do not
 //     parse, a record count that does not match, or inner offsets that are
 //     not 0, 1, 2, ... answer INVALID_RECORD (with the record's index in the
 //     v8+ record errors when known), as Kafka's LogValidator does. So every
@@ -41,10 +42,19 @@ package gateway
 // empty; v12 (KIP-890 transactions) and v13 (topic ids) are not served.
 
 import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
+
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -213,18 +223,193 @@ func checkRecords(b []byte) (int32, error) {
 	return idx, err
 }
 
-// decodeRecords decompresses and decodes a compressed batch.
+// decodeRecords checks a compressed batch by streaming: the records are
+// decompressed through a small buffer and walked field by field, so memory
+// stays bounded whatever the record count or compression ratio claims (at
+// most recordbatch.MaxDecompressedBytes are inflated).
 func decodeRecords(b []byte, h recordbatch.Header) (int32, error) {
-	recs, err := recordbatch.Records(b)
-	if err != nil {
-		return -1, fmt.Errorf("%w: %v", errRecords, err)
+	body := b[recordbatch.HeaderSize:]
+	var r io.Reader
+	switch h.Compression() {
+	case recordbatch.CompressionGzip:
+		gz, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			return -1, fmt.Errorf("%w: gzip: %v", errRecords, err)
+		}
+		r = gz
+	case recordbatch.CompressionSnappy:
+		r = newSnappyReader(body)
+	case recordbatch.CompressionLZ4:
+		r = lz4.NewReader(bytes.NewReader(body))
+	case recordbatch.CompressionZstd:
+		zr, err := zstd.NewReader(bytes.NewReader(body), zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxMemory(recordbatch.MaxDecompressedBytes))
+		if err != nil {
+			return -1, fmt.Errorf("%w: zstd: %v", errRecords, err)
+		}
+		defer zr.Close()
+		r = zr
+	default:
+		return -1, fmt.Errorf("%w: unknown compression %d", errRecords, h.Compression())
 	}
-	for i, r := range recs {
-		if r.Offset-h.BaseOffset != int64(i) {
-			return int32(i), fmt.Errorf("%w: record %d has offset delta %d", errRecords, i, r.Offset-h.BaseOffset)
+	sr := &streamReader{r: bufio.NewReaderSize(io.LimitReader(r, recordbatch.MaxDecompressedBytes+1), 32<<10)}
+	for i := int32(0); i < h.RecordCount; i++ {
+		if err := sr.record(int64(i)); err != nil {
+			if sr.n > recordbatch.MaxDecompressedBytes {
+				return -1, fmt.Errorf("%w: decompresses past %d bytes", errRecords, recordbatch.MaxDecompressedBytes)
+			}
+			return i, fmt.Errorf("%w: record %d: %v", errRecords, i, err)
 		}
 	}
+	if _, err := sr.r.ReadByte(); err != io.EOF {
+		if err != nil {
+			return -1, fmt.Errorf("%w: decompress: %v", errRecords, err)
+		}
+		return -1, fmt.Errorf("%w: data after the last of %d records", errRecords, h.RecordCount)
+	}
 	return -1, nil
+}
+
+// streamReader walks records on a decompressed stream, counting bytes.
+type streamReader struct {
+	r *bufio.Reader
+	n int64 // bytes consumed
+}
+
+func (s *streamReader) ReadByte() (byte, error) {
+	c, err := s.r.ReadByte()
+	if err == nil {
+		s.n++
+	}
+	return c, err
+}
+
+// record checks one record: its length, then the fields inside it, never
+// reading past that length.
+func (s *streamReader) record(index int64) error {
+	length, err := binary.ReadVarint(s)
+	if err != nil || length < 1 || length > recordbatch.MaxDecompressedBytes {
+		return errors.New("bad length")
+	}
+	end := s.n + length
+	left := func() int64 { return end - s.n }
+	varint := func(what string) (int64, error) {
+		v, err := binary.ReadVarint(s)
+		if err != nil || s.n > end {
+			return 0, errors.New("bad " + what)
+		}
+		return v, nil
+	}
+	skip := func(what string, nullable bool) error {
+		l, err := varint(what + " length")
+		if err != nil {
+			return err
+		}
+		if l == -1 && nullable {
+			return nil
+		}
+		if l < 0 || l > left() {
+			return errors.New("bad " + what + " length")
+		}
+		d, err := s.r.Discard(int(l))
+		s.n += int64(d)
+		if err != nil {
+			return fmt.Errorf("%s: %v", what, err)
+		}
+		return nil
+	}
+	if _, err := s.ReadByte(); err != nil { // attributes
+		return errors.New("truncated")
+	}
+	if _, err := varint("timestamp delta"); err != nil {
+		return err
+	}
+	delta, err := varint("offset delta")
+	if err != nil {
+		return err
+	}
+	if delta != index {
+		return fmt.Errorf("offset delta %d, want %d", delta, index)
+	}
+	if err := skip("key", true); err != nil {
+		return err
+	}
+	if err := skip("value", true); err != nil {
+		return err
+	}
+	headers, err := varint("header count")
+	if err != nil {
+		return err
+	}
+	if headers < 0 || headers > left() {
+		return errors.New("bad header count")
+	}
+	for i := int64(0); i < headers; i++ {
+		if err := skip("header key", false); err != nil {
+			return err
+		}
+		if err := skip("header value", true); err != nil {
+			return err
+		}
+	}
+	if left() != 0 {
+		return fmt.Errorf("length %d does not match its fields", length)
+	}
+	return nil
+}
+
+// xerialMagic starts the framed snappy format the Java client writes.
+var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
+
+// snappyReader decodes a snappy block, or the Java client's xerial framing
+// of blocks, one block at a time, within MaxDecompressedBytes in total.
+type snappyReader struct {
+	body   []byte
+	framed bool
+	done   bool // unframed: the one block was decoded
+	buf    []byte
+	cur    []byte
+	total  int
+}
+
+func newSnappyReader(body []byte) *snappyReader {
+	if bytes.HasPrefix(body, xerialMagic) && len(body) >= 16 {
+		return &snappyReader{body: body[16:], framed: true}
+	}
+	return &snappyReader{body: body}
+}
+
+func (x *snappyReader) Read(p []byte) (int, error) {
+	for len(x.cur) == 0 {
+		var block []byte
+		switch {
+		case !x.framed && x.done, x.framed && len(x.body) == 0:
+			return 0, io.EOF
+		case !x.framed:
+			block, x.done = x.body, true
+		default:
+			if len(x.body) < 4 {
+				return 0, errors.New("snappy: truncated xerial chunk")
+			}
+			n := binary.BigEndian.Uint32(x.body)
+			x.body = x.body[4:]
+			if uint64(n) > uint64(len(x.body)) {
+				return 0, errors.New("snappy: bad xerial chunk")
+			}
+			block, x.body = x.body[:n], x.body[n:]
+		}
+		n, err := s2.DecodedLen(block)
+		if err != nil || n > recordbatch.MaxDecompressedBytes-x.total {
+			return 0, errors.New("snappy: bad decoded length")
+		}
+		if x.buf, err = s2.Decode(x.buf[:cap(x.buf)], block); err != nil {
+			return 0, fmt.Errorf("snappy: %v", err)
+		}
+		x.total += len(x.buf)
+		x.cur = x.buf
+	}
+	n := copy(p, x.cur)
+	x.cur = x.cur[n:]
+	return n, nil
 }
 
 // walkRecords checks count uncompressed records without allocating: each is

@@ -514,6 +514,11 @@ func TestProduceInvalidContent(t *testing.T) {
 		{"uncompressed truncated records", rewriteBody(good, 0, truncated), 2},
 		{"uncompressed garbage", rewriteBody(good, 0, bytes.Repeat([]byte{0x7f}, 40)), 0},
 		{"offset deltas not dense", rewriteBody(good, 0, badDelta), 1},
+		{"snappy garbage", rewriteBody(good, recordbatch.CompressionSnappy, []byte{0xff, 0xff, 0xff, 0x0f, 1, 2}), -1},
+		{"lz4 garbage", rewriteBody(good, recordbatch.CompressionLZ4, []byte("not lz4 at all")), -1},
+		{"zstd garbage", rewriteBody(good, recordbatch.CompressionZstd, []byte("not zstd at all")), -1},
+		{"gzip bomb claiming 2^30 records", withCount(rewriteBody(good, recordbatch.CompressionGzip, gzipZeros(t, 64<<20)), 1<<30), 0},
+		{"gzip with trailing data", rewriteBody(good, recordbatch.CompressionGzip, gzipBytes(t, append(append([]byte(nil), body...), 0))), -1},
 	}
 	for _, c := range cases {
 		res := partitionResults(t, rc.do(produceReq(9, -1, "content", map[int32][]byte{0: c.batch})))[0]
@@ -538,6 +543,38 @@ func TestProduceInvalidContent(t *testing.T) {
 	if got := fetchAll(t, ctx, b, "content", 0); len(got) != 3 || string(got[2].Value) != "c" {
 		t.Fatalf("read back %+v", got)
 	}
+}
+
+// withCount sets the record count (and last offset delta) of batch and
+// fixes its CRC.
+func withCount(batch []byte, n int32) []byte {
+	binary.BigEndian.PutUint32(batch[57:], uint32(n))
+	binary.BigEndian.PutUint32(batch[23:], uint32(n-1))
+	binary.BigEndian.PutUint32(batch[17:], recordbatch.Checksum(batch))
+	return batch
+}
+
+func gzipBytes(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	if _, err := w.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	return buf.Bytes()
+}
+
+func gzipZeros(t *testing.T, n int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	zeros := make([]byte, 1<<20)
+	for i := 0; i < n>>20; i++ {
+		w.Write(zeros)
+	}
+	w.Close()
+	return buf.Bytes()
 }
 
 func mustVarint(t *testing.T, b []byte) int64 {
