@@ -116,6 +116,9 @@ func Start(ctx context.Context, opts ...Option) (*Broker, error) {
 		return nil, fmt.Errorf("fluxo: coordination store: %w", err)
 	}
 	c.node.Metadata = meta
+	if c.node.ProducerIDs == nil {
+		c.node.ProducerIDs = cluster.NewProducerIDs(meta, cluster.DefaultProducerIDBlockSize)
+	}
 	node, err := actors.Start(ctx, c.node)
 	if err != nil {
 		_ = meta.Close()

@@ -50,6 +50,10 @@ type Config struct {
 
 	// Metadata is the coordination store holding topics. Required.
 	Metadata MetadataStore
+	// ProducerIDs allocates producer ids for idempotent producers
+	// (cluster.NewProducerIDs over the coordination store). Nil: the node
+	// hands out none and InitProducerId fails.
+	ProducerIDs ProducerIDs
 	// ActorMiddleware wraps the receive of every actor of the node: the
 	// broker actor, the partitions supervisor and each partition (tests inject
 	// faults with it; see testkit).

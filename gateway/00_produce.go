@@ -1,0 +1,505 @@
+package gateway
+
+// Produce: versions 3-11 (v2 record batches only; v0-2 carry the old
+// message sets).
+//
+// Every partition of a request is appended concurrently: each waits for its
+// own fsync (acks=1 and acks=-1 both mean durable on this single node), so a
+// request over many partitions costs one group commit, not one per
+// partition. The record bytes are the request frame's own: decoding aliases
+// them and the partition actor writes them to the log as sent (only the base
+// offset and leader epoch, outside the CRC, are rewritten in place).
+//
+// Checks, each with Kafka's error code, before anything is appended:
+//   - acks outside {-1, 0, 1}: INVALID_REQUIRED_ACKS for every partition.
+//   - unknown topic: auto-created with the default partition count when the
+//     broker allows it (auto.create.topics.enable, as Metadata does), else
+//     UNKNOWN_TOPIC_OR_PARTITION; a partition out of range likewise.
+//   - no records, several batches, or a batch that is not magic 2:
+//     INVALID_RECORD, as Kafka (v3+ carries exactly one v2 batch).
+//   - the batch over max.message.bytes: MESSAGE_TOO_LARGE; CRC mismatch or
+//     truncation: CORRUPT_MESSAGE (the partition's core decides both).
+//   - the records inside a batch with a valid CRC must decode: compressed
+//     batches are decompressed as a stream through a small buffer (at most
+//     recordbatch.MaxDecompressedBytes inflated; nothing sized by the record
+//     count the batch claims) and uncompressed ones walked in place; records that do not
+//     parse, a record count that does not match, or inner offsets that are
+//     not 0, 1, 2, ... answer INVALID_RECORD (with the record's index in the
+//     v8+ record errors when known), as Kafka's LogValidator does. So every
+//     stored batch is one a consumer can decode.
+//   - idempotence (sequence and epoch checks, duplicates answered with the
+//     original offset) is the partition core's.
+//
+// acks=0 gets no answer; the writes still happen (and their errors are only
+// logged at debug level, as in Kafka).
+//
+// Skipped: transactions. A request with a transactional id gets
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED on every partition (fatal for
+// clients, rather than a retriable error they would loop on), and a
+// transactional or control batch gets INVALID_RECORD. LogAppendTime topics
+// are not supported (log append time is always -1); v10+ leader hints
+// (CurrentLeader, NodeEndpoints) are never needed on a single node and left
+// empty; v12 (KIP-890 transactions) and v13 (topic ids) are not served.
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/fluxo-broker/fluxo/actors"
+	"github.com/fluxo-broker/fluxo/internal/recordbatch"
+	"github.com/fluxo-broker/fluxo/proto/fluxopb"
+)
+
+func init() { register(0, 3, 11, serveProduce) }
+
+func serveProduce(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	s := c.server
+
+	// A request-wide rejection answers every partition with one code.
+	var reject *kerr.Error
+	var rejectMsg string
+	switch {
+	case req.Acks != -1 && req.Acks != 0 && req.Acks != 1:
+		reject, rejectMsg = kerr.InvalidRequiredAcks, fmt.Sprintf("acks %d is not -1, 0 or 1", req.Acks)
+	case req.TransactionID != nil:
+		reject, rejectMsg = kerr.TransactionalIDAuthorizationFailed, "transactions are not supported yet"
+	}
+
+	var wg sync.WaitGroup
+	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
+	for i := range req.Topics {
+		rt := &req.Topics[i]
+		out := &resp.Topics[i]
+		out.Default()
+		out.Topic = rt.Topic
+		out.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		var t *fluxopb.TopicMetadata
+		if reject == nil {
+			t = s.node.Topic(rt.Topic)
+			if t == nil && !s.cfg.DisableAutoCreate {
+				t = s.autoCreate(ctx, rt.Topic)
+			}
+		}
+		for j := range rt.Partitions {
+			rp := &rt.Partitions[j]
+			res := &out.Partitions[j]
+			res.Default()
+			res.Partition = rp.Partition
+			res.BaseOffset, res.LogAppendTime, res.LogStartOffset = -1, -1, -1
+			switch {
+			case reject != nil:
+				setProduceError(res, req.Version, reject, rejectMsg, -1)
+			case t == nil:
+				setProduceError(res, req.Version, kerr.UnknownTopicOrPartition, fmt.Sprintf("topic %q does not exist", rt.Topic), -1)
+			case rp.Partition < 0 || rp.Partition >= t.Partitions:
+				setProduceError(res, req.Version, kerr.UnknownTopicOrPartition, fmt.Sprintf("topic %q has no partition %d", rt.Topic, rp.Partition), -1)
+			case len(rp.Records) == 0:
+				setProduceError(res, req.Version, kerr.InvalidRecord, "a produce request must carry exactly one record batch per partition", -1)
+			default:
+				var maxBytes int32
+				if t.Config != nil && t.Config.MaxMessageBytes != nil {
+					maxBytes = *t.Config.MaxMessageBytes
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					s.producePartition(ctx, req, rt.Topic, rp, maxBytes, res)
+				}()
+			}
+		}
+	}
+	wg.Wait()
+	if req.Acks == 0 {
+		return nil, nil
+	}
+	return resp, nil
+}
+
+// producePartition checks one partition's batch and appends it, filling res.
+func (s *Server) producePartition(ctx context.Context, req *kmsg.ProduceRequest, topic string, rp *kmsg.ProduceRequestTopicPartition, maxBytes int32, res *kmsg.ProduceResponseTopicPartition) {
+	if maxBytes <= 0 || len(rp.Records) <= int(maxBytes) {
+		if idx, err := checkRecords(rp.Records); err != nil {
+			setProduceError(res, req.Version, kerr.InvalidRecord, err.Error(), idx)
+			s.logger.Debug("gateway: produce rejected", "topic", topic, "partition", rp.Partition, "err", err)
+			return
+		}
+	}
+	pr, err := s.node.Produce(ctx, &fluxopb.ProduceRequest{
+		Topic:     topic,
+		Partition: rp.Partition,
+		Records:   rp.Records,
+		Acks:      int32(req.Acks),
+		TimeoutMs: req.TimeoutMillis,
+	})
+	switch {
+	case err == nil:
+	case errors.Is(err, actors.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		// The batch may have been appended: a timeout, never an error that
+		// promises nothing was written.
+		setProduceError(res, req.Version, kerr.RequestTimedOut, err.Error(), -1)
+		return
+	default:
+		setProduceError(res, req.Version, kerr.UnknownServerError, err.Error(), -1)
+		return
+	}
+	if pr.ErrorCode != 0 {
+		ke, ok := kerr.ErrorForCode(int16(pr.ErrorCode)).(*kerr.Error)
+		if !ok {
+			ke = kerr.UnknownServerError
+		}
+		setProduceError(res, req.Version, ke, pr.ErrorMessage, -1)
+		if req.Acks == 0 {
+			s.logger.Debug("gateway: acks=0 produce failed", "topic", topic, "partition", rp.Partition, "err", pr.ErrorMessage)
+		}
+		return
+	}
+	res.BaseOffset = pr.BaseOffset
+	res.LogAppendTime = pr.LogAppendTimeMs
+	if req.Acks != 0 {
+		res.LogStartOffset = pr.LogStartOffset
+	}
+}
+
+// setProduceError fills an error answer; v8+ carries the message and, when
+// one record is to blame (recordIndex >= 0), its index.
+func setProduceError(res *kmsg.ProduceResponseTopicPartition, version int16, e *kerr.Error, msg string, recordIndex int32) {
+	res.ErrorCode = e.Code
+	res.BaseOffset, res.LogAppendTime, res.LogStartOffset = -1, -1, -1
+	if version < 8 || msg == "" {
+		return
+	}
+	res.ErrorMessage = &msg
+	if recordIndex >= 0 {
+		er := kmsg.NewProduceResponseTopicPartitionErrorRecord()
+		er.RelativeOffset = recordIndex
+		er.ErrorMessage = &msg
+		res.ErrorRecords = append(res.ErrorRecords, er)
+	}
+}
+
+// errRecords is a batch whose CRC holds but whose records do not decode.
+var errRecords = errors.New("invalid records")
+
+// checkRecords checks what the CRC cannot: that the records inside the single
+// batch b decode, are as many as the header says, and carry offset deltas 0,
+// 1, 2, .... It returns nil for anything the partition core reports more
+// precisely (a header that does not parse, several batches, a CRC mismatch:
+// the CRC is only computed here on failure, so a good batch is checksummed
+// once, by the core). On failure it returns the index of the bad record, or
+// -1 when no single record is to blame.
+func checkRecords(b []byte) (int32, error) {
+	h, err := recordbatch.ParseHeader(b)
+	if err != nil || h.Size() != len(b) || h.Control() || h.RecordCount < 0 {
+		return -1, nil
+	}
+	var idx int32
+	if h.Compression() == recordbatch.CompressionNone {
+		idx, err = walkRecords(b[recordbatch.HeaderSize:], h.RecordCount)
+	} else {
+		idx, err = decodeRecords(b, h)
+	}
+	if err == nil && h.RecordCount > 0 && int64(h.LastOffsetDelta) != int64(h.RecordCount)-1 {
+		idx, err = -1, fmt.Errorf("%w: last offset delta %d with %d records", errRecords, h.LastOffsetDelta, h.RecordCount)
+	}
+	if err != nil && recordbatch.Checksum(b) != h.CRC {
+		return -1, nil // corrupt, not invalid: the core answers CORRUPT_MESSAGE
+	}
+	return idx, err
+}
+
+// decodeRecords checks a compressed batch by streaming: the records are
+// decompressed through a small buffer and walked field by field, so memory
+// stays bounded whatever the record count or compression ratio claims (at
+// most recordbatch.MaxDecompressedBytes are inflated).
+func decodeRecords(b []byte, h recordbatch.Header) (int32, error) {
+	body := b[recordbatch.HeaderSize:]
+	var r io.Reader
+	switch h.Compression() {
+	case recordbatch.CompressionGzip:
+		gz, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			return -1, fmt.Errorf("%w: gzip: %v", errRecords, err)
+		}
+		r = gz
+	case recordbatch.CompressionSnappy:
+		r = newSnappyReader(body)
+	case recordbatch.CompressionLZ4:
+		r = lz4.NewReader(bytes.NewReader(body))
+	case recordbatch.CompressionZstd:
+		zr, err := zstd.NewReader(bytes.NewReader(body), zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxMemory(recordbatch.MaxDecompressedBytes))
+		if err != nil {
+			return -1, fmt.Errorf("%w: zstd: %v", errRecords, err)
+		}
+		defer zr.Close()
+		r = zr
+	default:
+		return -1, fmt.Errorf("%w: unknown compression %d", errRecords, h.Compression())
+	}
+	sr := &streamReader{r: bufio.NewReaderSize(io.LimitReader(r, recordbatch.MaxDecompressedBytes+1), 32<<10)}
+	for i := int32(0); i < h.RecordCount; i++ {
+		if err := sr.record(int64(i)); err != nil {
+			if sr.n > recordbatch.MaxDecompressedBytes {
+				return -1, fmt.Errorf("%w: decompresses past %d bytes", errRecords, recordbatch.MaxDecompressedBytes)
+			}
+			return i, fmt.Errorf("%w: record %d: %v", errRecords, i, err)
+		}
+	}
+	if _, err := sr.r.ReadByte(); err != io.EOF {
+		if err != nil {
+			return -1, fmt.Errorf("%w: decompress: %v", errRecords, err)
+		}
+		return -1, fmt.Errorf("%w: data after the last of %d records", errRecords, h.RecordCount)
+	}
+	return -1, nil
+}
+
+// streamReader walks records on a decompressed stream, counting bytes.
+type streamReader struct {
+	r *bufio.Reader
+	n int64 // bytes consumed
+}
+
+func (s *streamReader) ReadByte() (byte, error) {
+	c, err := s.r.ReadByte()
+	if err == nil {
+		s.n++
+	}
+	return c, err
+}
+
+// record checks one record: its length, then the fields inside it, never
+// reading past that length.
+func (s *streamReader) record(index int64) error {
+	length, err := binary.ReadVarint(s)
+	if err != nil || length < 1 || length > recordbatch.MaxDecompressedBytes {
+		return errors.New("bad length")
+	}
+	end := s.n + length
+	left := func() int64 { return end - s.n }
+	varint := func(what string) (int64, error) {
+		v, err := binary.ReadVarint(s)
+		if err != nil || s.n > end {
+			return 0, errors.New("bad " + what)
+		}
+		return v, nil
+	}
+	skip := func(what string, nullable bool) error {
+		l, err := varint(what + " length")
+		if err != nil {
+			return err
+		}
+		if l == -1 && nullable {
+			return nil
+		}
+		if l < 0 || l > left() {
+			return errors.New("bad " + what + " length")
+		}
+		d, err := s.r.Discard(int(l))
+		s.n += int64(d)
+		if err != nil {
+			return fmt.Errorf("%s: %v", what, err)
+		}
+		return nil
+	}
+	if _, err := s.ReadByte(); err != nil { // attributes
+		return errors.New("truncated")
+	}
+	if _, err := varint("timestamp delta"); err != nil {
+		return err
+	}
+	delta, err := varint("offset delta")
+	if err != nil {
+		return err
+	}
+	if delta != index {
+		return fmt.Errorf("offset delta %d, want %d", delta, index)
+	}
+	if err := skip("key", true); err != nil {
+		return err
+	}
+	if err := skip("value", true); err != nil {
+		return err
+	}
+	headers, err := varint("header count")
+	if err != nil {
+		return err
+	}
+	if headers < 0 || headers > left() {
+		return errors.New("bad header count")
+	}
+	for i := int64(0); i < headers; i++ {
+		if err := skip("header key", false); err != nil {
+			return err
+		}
+		if err := skip("header value", true); err != nil {
+			return err
+		}
+	}
+	if left() != 0 {
+		return fmt.Errorf("length %d does not match its fields", length)
+	}
+	return nil
+}
+
+// xerialMagic starts the framed snappy format the Java client writes.
+var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
+
+// snappyReader decodes a snappy block, or the Java client's xerial framing
+// of blocks, one block at a time, within MaxDecompressedBytes in total.
+type snappyReader struct {
+	body   []byte
+	framed bool
+	done   bool // unframed: the one block was decoded
+	buf    []byte
+	cur    []byte
+	total  int
+}
+
+func newSnappyReader(body []byte) *snappyReader {
+	if bytes.HasPrefix(body, xerialMagic) && len(body) >= 16 {
+		return &snappyReader{body: body[16:], framed: true}
+	}
+	return &snappyReader{body: body}
+}
+
+func (x *snappyReader) Read(p []byte) (int, error) {
+	for len(x.cur) == 0 {
+		var block []byte
+		switch {
+		case !x.framed && x.done, x.framed && len(x.body) == 0:
+			return 0, io.EOF
+		case !x.framed:
+			block, x.done = x.body, true
+		default:
+			if len(x.body) < 4 {
+				return 0, errors.New("snappy: truncated xerial chunk")
+			}
+			n := binary.BigEndian.Uint32(x.body)
+			x.body = x.body[4:]
+			if uint64(n) > uint64(len(x.body)) {
+				return 0, errors.New("snappy: bad xerial chunk")
+			}
+			block, x.body = x.body[:n], x.body[n:]
+		}
+		n, err := s2.DecodedLen(block)
+		if err != nil || n > recordbatch.MaxDecompressedBytes-x.total {
+			return 0, errors.New("snappy: bad decoded length")
+		}
+		if x.buf, err = s2.Decode(x.buf[:cap(x.buf)], block); err != nil {
+			return 0, fmt.Errorf("snappy: %v", err)
+		}
+		x.total += len(x.buf)
+		x.cur = x.buf
+	}
+	n := copy(p, x.cur)
+	x.cur = x.cur[n:]
+	return n, nil
+}
+
+// walkRecords checks count uncompressed records without allocating: each is
+// a varint length and that many bytes holding attributes, timestamp delta,
+// offset delta (which must be the record's index), key, value and headers,
+// and together they fill body exactly.
+func walkRecords(body []byte, count int32) (int32, error) {
+	if int64(count) > int64(len(body)) {
+		return -1, fmt.Errorf("%w: %d records in %d bytes", errRecords, count, len(body))
+	}
+	for i := int32(0); i < count; i++ {
+		length, n := varint(body)
+		if n <= 0 || length < 1 || length > int64(len(body)-n) {
+			return i, fmt.Errorf("%w: record %d: bad length", errRecords, i)
+		}
+		rec := body[n : n+int(length)]
+		body = body[n+int(length):]
+		if err := walkRecord(rec[1:], int64(i)); err != nil { // rec[0]: attributes
+			return i, fmt.Errorf("%w: record %d: %v", errRecords, i, err)
+		}
+	}
+	if len(body) != 0 {
+		return -1, fmt.Errorf("%w: %d bytes after the last record", errRecords, len(body))
+	}
+	return -1, nil
+}
+
+// walkRecord checks the fields of one record after its attributes.
+func walkRecord(r []byte, index int64) error {
+	_, n := varint(r)
+	if n <= 0 {
+		return errors.New("bad timestamp delta")
+	}
+	r = r[n:]
+	delta, n := varint(r)
+	if n <= 0 {
+		return errors.New("bad offset delta")
+	}
+	if delta != index {
+		return fmt.Errorf("offset delta %d, want %d", delta, index)
+	}
+	r = r[n:]
+	var ok bool
+	if r, ok = skipBytes(r, true); !ok {
+		return errors.New("bad key")
+	}
+	if r, ok = skipBytes(r, true); !ok {
+		return errors.New("bad value")
+	}
+	headers, n := varint(r)
+	if n <= 0 || headers < 0 || headers > int64(len(r)) {
+		return errors.New("bad header count")
+	}
+	r = r[n:]
+	for h := int64(0); h < headers; h++ {
+		if r, ok = skipBytes(r, false); !ok {
+			return errors.New("bad header key")
+		}
+		if r, ok = skipBytes(r, true); !ok {
+			return errors.New("bad header value")
+		}
+	}
+	if len(r) != 0 {
+		return fmt.Errorf("%d bytes after the headers", len(r))
+	}
+	return nil
+}
+
+// skipBytes skips a varint-length-prefixed field (-1: null, if allowed).
+func skipBytes(r []byte, nullable bool) ([]byte, bool) {
+	l, n := varint(r)
+	switch {
+	case n <= 0:
+		return nil, false
+	case l == -1 && nullable:
+		return r[n:], true
+	case l < 0 || l > int64(len(r)-n):
+		return nil, false
+	}
+	return r[n+int(l):], true
+}
+
+// varint reads a zig-zag varint (Kafka's record fields); n <= 0 if malformed.
+func varint(b []byte) (int64, int) {
+	var u uint64
+	for i := 0; i < len(b) && i < 10; i++ {
+		u |= uint64(b[i]&0x7f) << (7 * i)
+		if b[i] < 0x80 {
+			return int64(u>>1) ^ -int64(u&1), i + 1
+		}
+	}
+	return 0, 0
+}
