@@ -251,28 +251,46 @@ func (n *Node) handle(topic string, partition int32) (*partitionHandle, *kerr.Er
 // Produce appends the request's single record batch. With acks=0 it returns
 // at once with no offset; otherwise once the batch is durable.
 func (n *Node) Produce(ctx context.Context, req *fluxopb.ProduceRequest) (*fluxopb.ProduceResponse, error) {
+	return n.ProduceSend(ctx, req)()
+}
+
+// ProduceSend hands the batch to its partition actor now and returns a
+// function that waits for the answer. Batches sent one after another reach
+// the partition in that order, so a caller that must keep order (a Kafka
+// connection pipelining produce requests) sends in order and waits in any.
+func (n *Node) ProduceSend(ctx context.Context, req *fluxopb.ProduceRequest) func() (*fluxopb.ProduceResponse, error) {
 	h, kerrr := n.handle(req.Topic, req.Partition)
 	if kerrr != nil {
-		return &fluxopb.ProduceResponse{ErrorCode: int32(kerrr.Code), ErrorMessage: fmt.Sprintf("topic %q partition %d does not exist", req.Topic, req.Partition), BaseOffset: -1, LogAppendTimeMs: -1}, nil
+		res := &fluxopb.ProduceResponse{ErrorCode: int32(kerrr.Code), ErrorMessage: fmt.Sprintf("topic %q partition %d does not exist", req.Topic, req.Partition), BaseOffset: -1, LogAppendTimeMs: -1}
+		return func() (*fluxopb.ProduceResponse, error) { return res, nil }
 	}
 	if req.Acks == 0 {
 		n.system.Root.Send(h.pid, req)
-		return &fluxopb.ProduceResponse{BaseOffset: -1, LogAppendTimeMs: -1}, nil
+		return func() (*fluxopb.ProduceResponse, error) {
+			return &fluxopb.ProduceResponse{BaseOffset: -1, LogAppendTimeMs: -1}, nil
+		}
 	}
-	res, err := n.request(ctx, h.pid, req, req.TimeoutMs)
+	timeout, err := n.timeout(ctx, req.TimeoutMs)
 	if err != nil {
-		return nil, err
+		return func() (*fluxopb.ProduceResponse, error) { return nil, err }
 	}
-	pr, ok := res.(*fluxopb.ProduceResponse)
-	if !ok {
-		return nil, fmt.Errorf("produce: unexpected reply %T", res)
+	fut := n.system.Root.RequestFuture(h.pid, req, timeout)
+	return func() (*fluxopb.ProduceResponse, error) {
+		res, err := fut.Result()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrTimeout, err)
+		}
+		pr, ok := res.(*fluxopb.ProduceResponse)
+		if !ok {
+			return nil, fmt.Errorf("produce: unexpected reply %T", res)
+		}
+		return pr, nil
 	}
-	return pr, nil
 }
 
-// request sends msg to pid and waits for the reply, bounded by the context,
-// timeoutMs (if positive) and the node's RequestTimeout.
-func (n *Node) request(ctx context.Context, pid *actor.PID, msg any, timeoutMs int32) (any, error) {
+// timeout is the bound of one request: the node's RequestTimeout, lowered by
+// timeoutMs (if positive) and the context's deadline.
+func (n *Node) timeout(ctx context.Context, timeoutMs int32) (time.Duration, error) {
 	timeout := n.cfg.RequestTimeout
 	if timeoutMs > 0 && time.Duration(timeoutMs)*time.Millisecond < timeout {
 		timeout = time.Duration(timeoutMs) * time.Millisecond
@@ -281,7 +299,17 @@ func (n *Node) request(ctx context.Context, pid *actor.PID, msg any, timeoutMs i
 		timeout = time.Until(d)
 	}
 	if timeout <= 0 {
-		return nil, context.DeadlineExceeded
+		return 0, context.DeadlineExceeded
+	}
+	return timeout, nil
+}
+
+// request sends msg to pid and waits for the reply, bounded by the context,
+// timeoutMs (if positive) and the node's RequestTimeout.
+func (n *Node) request(ctx context.Context, pid *actor.PID, msg any, timeoutMs int32) (any, error) {
+	timeout, err := n.timeout(ctx, timeoutMs)
+	if err != nil {
+		return nil, err
 	}
 	res, err := n.system.Root.RequestFuture(pid, msg, timeout).Result()
 	if err != nil {

@@ -50,7 +50,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
@@ -81,7 +80,14 @@ func serveProduce(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Respons
 		reject, rejectMsg = kerr.TransactionalIDAuthorizationFailed, "transactions are not supported yet"
 	}
 
-	var wg sync.WaitGroup
+	// Batches go to their partitions in the order this connection sent its
+	// requests (Kafka serves a connection's requests one at a time): wait
+	// until the previous produce request has handed over its batches, hand
+	// over ours, then let the next one go while we wait for fsyncs.
+	gate := produceGateFrom(ctx)
+	gate.waitTurn(ctx)
+	defer gate.submitted()
+	var waits []func()
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for i := range req.Topics {
 		rt := &req.Topics[i]
@@ -116,37 +122,48 @@ func serveProduce(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Respons
 				if t.Config != nil && t.Config.MaxMessageBytes != nil {
 					maxBytes = *t.Config.MaxMessageBytes
 				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					s.producePartition(ctx, req, rt.Topic, rp, maxBytes, res)
-				}()
+				if wait := s.producePartition(ctx, req, rt.Topic, rp, maxBytes, res); wait != nil {
+					waits = append(waits, wait)
+				}
 			}
 		}
 	}
-	wg.Wait()
+	gate.submitted()
+	for _, wait := range waits {
+		wait()
+	}
 	if req.Acks == 0 {
 		return nil, nil
 	}
 	return resp, nil
 }
 
-// producePartition checks one partition's batch and appends it, filling res.
-func (s *Server) producePartition(ctx context.Context, req *kmsg.ProduceRequest, topic string, rp *kmsg.ProduceRequestTopicPartition, maxBytes int32, res *kmsg.ProduceResponseTopicPartition) {
+// producePartition checks one partition's batch and hands it to the
+// partition; the returned function waits for the answer and fills res (nil
+// when res is already final).
+func (s *Server) producePartition(ctx context.Context, req *kmsg.ProduceRequest, topic string, rp *kmsg.ProduceRequestTopicPartition, maxBytes int32, res *kmsg.ProduceResponseTopicPartition) func() {
 	if maxBytes <= 0 || len(rp.Records) <= int(maxBytes) {
 		if idx, err := checkRecords(rp.Records); err != nil {
 			setProduceError(res, req.Version, kerr.InvalidRecord, err.Error(), idx)
 			s.logger.Debug("gateway: produce rejected", "topic", topic, "partition", rp.Partition, "err", err)
-			return
+			return nil
 		}
 	}
-	pr, err := s.node.Produce(ctx, &fluxopb.ProduceRequest{
+	wait := s.node.ProduceSend(ctx, &fluxopb.ProduceRequest{
 		Topic:     topic,
 		Partition: rp.Partition,
 		Records:   rp.Records,
 		Acks:      int32(req.Acks),
 		TimeoutMs: req.TimeoutMillis,
 	})
+	return func() {
+		pr, err := wait()
+		s.fillProduceResult(req, topic, rp, res, pr, err)
+	}
+}
+
+// fillProduceResult turns a partition's answer into the response entry.
+func (s *Server) fillProduceResult(req *kmsg.ProduceRequest, topic string, rp *kmsg.ProduceRequestTopicPartition, res *kmsg.ProduceResponseTopicPartition, pr *fluxopb.ProduceResponse, err error) {
 	switch {
 	case err == nil:
 	case errors.Is(err, actors.ErrTimeout), errors.Is(err, context.DeadlineExceeded):

@@ -34,6 +34,8 @@ type conn struct {
 	done     map[uint64]*result // finished, waiting for their turn
 	clientID string
 	tokens   tokenSet // budget held by frames read and not yet served
+
+	lastProduce <-chan struct{} // closed when the last produce request submitted (order.go)
 }
 
 // Messages of the connection actor.
@@ -249,6 +251,10 @@ func (c *conn) dispatch(ctx actor.Context, body []byte, token *frameToken) {
 		return
 	}
 	self, root := ctx.Self(), ctx.ActorSystem().Root
+	hctx := c.ctx
+	if h.key == 0 {
+		hctx = withProduceGate(hctx, c.nextProduceGate())
+	}
 	go func() {
 		res := &result{seq: seq, corr: h.corr, key: h.key}
 		defer func() {
@@ -258,7 +264,7 @@ func (c *conn) dispatch(ctx actor.Context, body []byte, token *frameToken) {
 			}
 			root.Send(self, res)
 		}()
-		res.resp, res.err = api.serve(c.ctx, c, req)
+		res.resp, res.err = api.serve(hctx, c, req)
 		if res.resp == nil && res.err == nil {
 			res.noReply = true
 		}

@@ -23,27 +23,27 @@ import (
 	"github.com/fluxo-broker/fluxo/testkit"
 )
 
-// rawConn speaks the Kafka protocol over one TCP connection, so a test
+// prodConn speaks the Kafka protocol over one TCP connection, so a test
 // controls exactly what is sent and sees whether the connection survives.
-type rawConn struct {
+type prodConn struct {
 	t    *testing.T
 	nc   net.Conn
 	corr int32
 	f    *kmsg.RequestFormatter
 }
 
-func dialRaw(t *testing.T, addr string) *rawConn {
+func dialProd(t *testing.T, addr string) *prodConn {
 	t.Helper()
 	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
-	return &rawConn{t: t, nc: nc, f: kmsg.NewRequestFormatter(kmsg.FormatterClientID("raw"))}
+	return &prodConn{t: t, nc: nc, f: kmsg.NewRequestFormatter(kmsg.FormatterClientID("raw"))}
 }
 
 // send writes req without waiting for an answer (acks=0).
-func (c *rawConn) send(req kmsg.Request) int32 {
+func (c *prodConn) send(req kmsg.Request) int32 {
 	c.t.Helper()
 	c.corr++
 	c.nc.SetDeadline(time.Now().Add(10 * time.Second))
@@ -54,7 +54,7 @@ func (c *rawConn) send(req kmsg.Request) int32 {
 }
 
 // do sends req and decodes its answer.
-func (c *rawConn) do(req kmsg.Request) kmsg.Response {
+func (c *prodConn) do(req kmsg.Request) kmsg.Response {
 	c.t.Helper()
 	corr := c.send(req)
 	var size [4]byte
@@ -347,7 +347,7 @@ func TestProduceAcksZero(t *testing.T) {
 
 	// A raw acks=0 request gets no answer: the next answer on the
 	// connection is the one for the request after it.
-	rc := dialRaw(t, b.KafkaAddr())
+	rc := dialProd(t, b.KafkaAddr())
 	rc.send(produceReq(9, 0, "noack", map[int32][]byte{0: build(t, recordbatch.NoProducer, "raw")}))
 	md := kmsg.NewPtrMetadataRequest()
 	md.Version = 9
@@ -379,7 +379,7 @@ func TestProduceAutoCreate(t *testing.T) {
 		t.Fatal("record not stored in auto-created topic")
 	}
 	// Produce alone creates an unknown topic too.
-	rc := dialRaw(t, b.KafkaAddr())
+	rc := dialProd(t, b.KafkaAddr())
 	res := partitionResults(t, rc.do(produceReq(9, -1, "auto-raw", map[int32][]byte{0: build(t, recordbatch.NoProducer, "a", "b")})))
 	if res[0].ErrorCode != 0 || res[0].BaseOffset != 0 {
 		t.Fatalf("produce to unknown topic: %+v", res[0])
@@ -390,7 +390,7 @@ func TestProduceAutoCreate(t *testing.T) {
 
 	// With auto-creation off the answer is UNKNOWN_TOPIC_OR_PARTITION.
 	off := testkit.StartBroker(t, fluxo.WithKafkaListen("127.0.0.1:0", ""), fluxo.WithGatewayConfig(func(c *gateway.Config) { c.DisableAutoCreate = true }))
-	rc2 := dialRaw(t, off.KafkaAddr())
+	rc2 := dialProd(t, off.KafkaAddr())
 	res = partitionResults(t, rc2.do(produceReq(9, -1, "nope", map[int32][]byte{0: build(t, recordbatch.NoProducer, "a")})))
 	if res[0].ErrorCode != kerr.UnknownTopicOrPartition.Code || off.Node().Topic("nope") != nil {
 		t.Fatalf("produce with auto-create off: %+v", res[0])
@@ -423,7 +423,7 @@ func TestProduceRequestErrors(t *testing.T) {
 	if _, err := b.CreateTopic(ctx, "errs", 2); err != nil {
 		t.Fatal(err)
 	}
-	rc := dialRaw(t, b.KafkaAddr())
+	rc := dialProd(t, b.KafkaAddr())
 	good := build(t, recordbatch.NoProducer, "a", "b")
 
 	// Corrupt CRC on partition 0, a good batch on 1, a partition out of
@@ -482,7 +482,7 @@ func TestProduceInvalidContent(t *testing.T) {
 	if _, err := b.CreateTopic(ctx, "content", 1); err != nil {
 		t.Fatal(err)
 	}
-	rc := dialRaw(t, b.KafkaAddr())
+	rc := dialProd(t, b.KafkaAddr())
 	good := build(t, recordbatch.NoProducer, "a", "b", "c")
 	body := good[recordbatch.HeaderSize:]
 
@@ -590,7 +590,7 @@ func varintLen(b []byte) int {
 	return n
 }
 
-func initProducerID(t *testing.T, rc *rawConn, version int16, txnID *string) *kmsg.InitProducerIDResponse {
+func initProducerID(t *testing.T, rc *prodConn, version int16, txnID *string) *kmsg.InitProducerIDResponse {
 	t.Helper()
 	req := kmsg.NewPtrInitProducerIDRequest()
 	req.Version = version
@@ -606,7 +606,7 @@ func TestProduceIdempotentRetries(t *testing.T) {
 	if _, err := b.CreateTopic(ctx, "idem", 1); err != nil {
 		t.Fatal(err)
 	}
-	rc := dialRaw(t, b.KafkaAddr())
+	rc := dialProd(t, b.KafkaAddr())
 	ip := initProducerID(t, rc, 4, nil)
 	if ip.ErrorCode != 0 || ip.ProducerID < 0 || ip.ProducerEpoch != 0 {
 		t.Fatalf("init producer id: %+v", ip)
@@ -641,7 +641,7 @@ func TestInitProducerIDUniqueAcrossRestart(t *testing.T) {
 	seen := map[int64]bool{}
 	for run := 0; run < 2; run++ {
 		b := testkit.StartBrokerAt(t, dir, fluxo.WithKafkaListen("127.0.0.1:0", ""))
-		rc := dialRaw(t, b.KafkaAddr())
+		rc := dialProd(t, b.KafkaAddr())
 		for _, v := range []int16{0, 2, 3, 5} {
 			ip := initProducerID(t, rc, v, nil)
 			if ip.ErrorCode != 0 || ip.ProducerEpoch != 0 || ip.ProducerID < 0 {
