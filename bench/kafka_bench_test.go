@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -13,7 +12,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/fluxo-broker/fluxo"
 )
@@ -53,29 +51,6 @@ func startKfake(b *testing.B, opts ...kfake.Opt) (target, *kfake.Cluster) {
 		b.Fatal(err)
 	}
 	return target{addr: c.ListenAddrs()[0], stop: c.Close}, c
-}
-
-// startCeiling is a broker that acknowledges every produce and stores
-// nothing: the most a client can push through this machine's cores.
-func startCeiling(b *testing.B) target {
-	t, c := startKfake(b)
-	c.ControlKey(0, func(kreq kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		req := kreq.(*kmsg.ProduceRequest)
-		resp := req.ResponseKind().(*kmsg.ProduceResponse)
-		for _, rt := range req.Topics {
-			st := kmsg.NewProduceResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition = rp.Partition
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
-	})
-	return t
 }
 
 // produce writes n records of recordBytes with an idempotent, acks=all
@@ -145,7 +120,6 @@ var produceTargets = []struct {
 		return t
 	}},
 	{"kfake-memory", func(b *testing.B) target { t, _ := startKfake(b); return t }},
-	{"ceiling", startCeiling},
 }
 
 // BenchmarkProduce: 1 KiB records, franz-go defaults (idempotent, acks=all),
@@ -165,7 +139,7 @@ func BenchmarkProduce(b *testing.B) {
 
 // BenchmarkConsume: catch-up read of b.N 1 KiB records written beforehand.
 func BenchmarkConsume(b *testing.B) {
-	for _, tc := range produceTargets[:4] {
+	for _, tc := range produceTargets {
 		if tc.name == "fluxo-nosync" || tc.name == "kfake-fsync" {
 			continue
 		}
@@ -180,5 +154,3 @@ func BenchmarkConsume(b *testing.B) {
 		})
 	}
 }
-
-var _ = fmt.Sprint

@@ -36,6 +36,7 @@ type conn struct {
 	tokens   tokenSet // budget held by frames read and not yet served
 
 	lastProduce <-chan struct{} // closed when the last produce request submitted (order.go)
+	wbuf        []byte          // reused to encode answers (written by the actor only)
 }
 
 // Messages of the connection actor.
@@ -315,13 +316,16 @@ func (c *conn) flushInOrder(ctx actor.Context) {
 // header's empty tag section (never for ApiVersions, whose response header
 // is always v0), then the body.
 func (c *conn) writeResponse(r *result) error {
-	buf := make([]byte, 8, 256)
+	buf := append(c.wbuf[:0], 0, 0, 0, 0, 0, 0, 0, 0)
 	binary.BigEndian.PutUint32(buf[4:], uint32(r.corr))
 	if r.resp.IsFlexible() && r.key != 18 {
 		buf = append(buf, 0)
 	}
 	buf = r.resp.AppendTo(buf)
 	binary.BigEndian.PutUint32(buf[0:], uint32(len(buf)-4))
+	if cap(buf) <= 4<<20 {
+		c.wbuf = buf // keep for the next answer; drop outsized ones
+	}
 	c.nc.SetWriteDeadline(time.Now().Add(c.server.cfg.WriteTimeout))
 	_, err := c.w.Write(buf)
 	return err
