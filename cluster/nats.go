@@ -180,7 +180,7 @@ func (n *natsLogger) fatalErr() error {
 	return n.err
 }
 
-func (n *natsLogger) Noticef(format string, v ...any) { n.log(slog.LevelInfo, format, v...) }
+func (n *natsLogger) Noticef(format string, v ...any) { n.log(slog.LevelDebug, format, v...) }
 func (n *natsLogger) Warnf(format string, v ...any)   { n.log(slog.LevelWarn, format, v...) }
 func (n *natsLogger) Errorf(format string, v ...any)  { n.log(slog.LevelError, format, v...) }
 func (n *natsLogger) Debugf(format string, v ...any)  { n.log(slog.LevelDebug, format, v...) }

@@ -186,7 +186,7 @@ func (c *lineCollector) Write(p []byte) (int, error) {
 
 func TestServerLogsToSlogAndWatchEndsOnClose(t *testing.T) {
 	var c lineCollector
-	lg := slog.New(slog.NewTextHandler(&c, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	lg := slog.New(slog.NewTextHandler(&c, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s, err := Open(testCtx(t), Options{DataDir: t.TempDir(), NodeID: 7, Logger: lg})
 	if err != nil {
 		t.Fatal(err)

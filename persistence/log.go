@@ -483,6 +483,14 @@ func (l *partitionLog) Truncate(endOffset int64) (*fluxopb.PartitionCheckpoint, 
 	if newEnd < start {
 		return nil, l.errorf("truncate", fmt.Errorf("%w: batch at %d straddles log start %d", ErrOffsetOutOfRange, newEnd, start))
 	}
+	// The index is committed with a sync below; the bytes it keeps pointing
+	// at must be durable first, or a crash leaves it ahead of the segments
+	// anywhere, not just at the tail recovery checks.
+	for _, sg := range l.dirty {
+		if err := l.syncSegment(sg); err != nil {
+			return nil, l.errorf("truncate", err)
+		}
+	}
 	if err := l.cutSegments(ev.SegmentBase, ev.Position, newEnd); err != nil {
 		l.fail(err)
 		return nil, l.errorf("truncate", err)
