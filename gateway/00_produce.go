@@ -50,6 +50,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
@@ -240,12 +241,32 @@ func checkRecords(b []byte) (int32, error) {
 	return idx, err
 }
 
-// decodeRecords checks a compressed batch by streaming: the records are
-// decompressed through a small buffer and walked field by field, so memory
-// stays bounded whatever the record count or compression ratio claims (at
-// most recordbatch.MaxDecompressedBytes are inflated).
+// inMemoryCheckBytes is the largest decompressed batch checked in memory
+// (a pooled buffer, walked without reading byte by byte); larger ones are
+// checked by streaming, so a decompression bomb costs at most this much.
+const inMemoryCheckBytes = 8 << 20
+
+var checkBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
+
+// decodeRecords checks a compressed batch. It decompresses into a pooled
+// buffer and walks the records in memory; past inMemoryCheckBytes it goes on
+// by streaming through a small buffer, so memory stays bounded whatever the
+// record count or compression ratio claims (at most
+// recordbatch.MaxDecompressedBytes are inflated in all).
 func decodeRecords(b []byte, h recordbatch.Header) (int32, error) {
 	body := b[recordbatch.HeaderSize:]
+	bp := checkBufs.Get().(*[]byte)
+	defer checkBufs.Put(bp)
+	if h.Compression() == recordbatch.CompressionSnappy && !bytes.HasPrefix(body, xerialMagic) {
+		if n, err := s2.DecodedLen(body); err == nil && n <= inMemoryCheckBytes {
+			out, err := s2.Decode((*bp)[:cap(*bp)], body)
+			if err != nil {
+				return -1, fmt.Errorf("%w: snappy: %v", errRecords, err)
+			}
+			*bp = out[:0]
+			return walkRecords(out, h.RecordCount)
+		}
+	}
 	var r io.Reader
 	switch h.Compression() {
 	case recordbatch.CompressionGzip:
@@ -268,8 +289,31 @@ func decodeRecords(b []byte, h recordbatch.Header) (int32, error) {
 	default:
 		return -1, fmt.Errorf("%w: unknown compression %d", errRecords, h.Compression())
 	}
+	// Read up to inMemoryCheckBytes+1 into the pooled buffer.
+	buf := (*bp)[:0]
+	for len(buf) <= inMemoryCheckBytes {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), inMemoryCheckBytes+1)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			*bp = buf[:0]
+			return walkRecords(buf, h.RecordCount)
+		}
+		if err != nil {
+			*bp = buf[:0]
+			return -1, fmt.Errorf("%w: decompress: %v", errRecords, err)
+		}
+	}
+	*bp = buf[:0]
+	return streamRecords(io.MultiReader(bytes.NewReader(buf), r), h.RecordCount)
+}
+
+// streamRecords walks count records on a decompressed stream.
+func streamRecords(r io.Reader, count int32) (int32, error) {
 	sr := &streamReader{r: bufio.NewReaderSize(io.LimitReader(r, recordbatch.MaxDecompressedBytes+1), 32<<10)}
-	for i := int32(0); i < h.RecordCount; i++ {
+	for i := int32(0); i < count; i++ {
 		if err := sr.record(int64(i)); err != nil {
 			if sr.n > recordbatch.MaxDecompressedBytes {
 				return -1, fmt.Errorf("%w: decompresses past %d bytes", errRecords, recordbatch.MaxDecompressedBytes)
@@ -281,7 +325,7 @@ func decodeRecords(b []byte, h recordbatch.Header) (int32, error) {
 		if err != nil {
 			return -1, fmt.Errorf("%w: decompress: %v", errRecords, err)
 		}
-		return -1, fmt.Errorf("%w: data after the last of %d records", errRecords, h.RecordCount)
+		return -1, fmt.Errorf("%w: data after the last of %d records", errRecords, count)
 	}
 	return -1, nil
 }
