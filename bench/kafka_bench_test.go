@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"math/rand/v2"
 	"io"
 	"log/slog"
 	"sync"
@@ -61,12 +62,21 @@ func produce(b *testing.B, addr string, n int) {
 		b.Fatal(err)
 	}
 	defer cl.Close()
-	val := make([]byte, recordBytes)
+	// Incompressible values: franz-go compresses with snappy by default, so
+	// each record gets its own slice of a 16 MiB random pool (identical or
+	// zero values would turn every figure into a compression benchmark).
+	const pool = 16 << 20
+	rnd := make([]byte, pool+recordBytes)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range rnd {
+		rnd[i] = byte(rng.Uint32())
+	}
 	var failed atomic.Int64
 	var wg sync.WaitGroup
 	wg.Add(n)
 	for i := 0; i < n; i++ {
-		cl.Produce(context.Background(), &kgo.Record{Value: val}, func(_ *kgo.Record, err error) {
+		off := (i * recordBytes) % pool
+		cl.Produce(context.Background(), &kgo.Record{Value: rnd[off : off+recordBytes]}, func(_ *kgo.Record, err error) {
 			if err != nil {
 				failed.Add(1)
 			}
