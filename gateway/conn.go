@@ -316,6 +316,9 @@ func (c *conn) flushInOrder(ctx actor.Context) {
 // header's empty tag section (never for ApiVersions, whose response header
 // is always v0), then the body.
 func (c *conn) writeResponse(r *result) error {
+	if need := answerSizeHint(r.resp); cap(c.wbuf) < need {
+		c.wbuf = make([]byte, 0, need)
+	}
 	buf := append(c.wbuf[:0], 0, 0, 0, 0, 0, 0, 0, 0)
 	binary.BigEndian.PutUint32(buf[4:], uint32(r.corr))
 	if r.resp.IsFlexible() && r.key != 18 {
@@ -323,10 +326,30 @@ func (c *conn) writeResponse(r *result) error {
 	}
 	buf = r.resp.AppendTo(buf)
 	binary.BigEndian.PutUint32(buf[0:], uint32(len(buf)-4))
-	if cap(buf) <= 4<<20 {
+	if cap(buf) <= 16<<20 {
 		c.wbuf = buf // keep for the next answer; drop outsized ones
+	} else {
+		c.wbuf = nil
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(c.server.cfg.WriteTimeout))
 	_, err := c.w.Write(buf)
 	return err
+}
+
+// answerSizeHint estimates an answer's encoded size so the buffer is sized
+// once: fetch answers are dominated by their record bytes, which would
+// otherwise make the buffer grow (and copy) several times per answer.
+func answerSizeHint(resp kmsg.Response) int {
+	fr, ok := resp.(*kmsg.FetchResponse)
+	if !ok {
+		return 0
+	}
+	n := 1 << 10
+	for i := range fr.Topics {
+		n += 64
+		for j := range fr.Topics[i].Partitions {
+			n += 96 + len(fr.Topics[i].Partitions[j].RecordBatches)
+		}
+	}
+	return n
 }
