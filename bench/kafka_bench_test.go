@@ -2,9 +2,9 @@ package bench
 
 import (
 	"context"
-	"math/rand/v2"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
