@@ -34,20 +34,13 @@ func serveIncrementalAlterConfigs(ctx context.Context, c *conn, kreq kmsg.Reques
 	s := c.server
 	ctx, cancel := adminTimeout(ctx, 0)
 	defer cancel()
-	type key struct {
-		t kmsg.ConfigResourceType
-		n string
-	}
-	count := make(map[key]int, len(req.Resources))
-	for _, rr := range req.Resources {
-		count[key{rr.ResourceType, rr.ResourceName}]++
-	}
-	for _, rr := range req.Resources {
+	dup := duplicateResources(len(req.Resources), func(i int) resourceKey {
+		return resourceKey{req.Resources[i].ResourceType, req.Resources[i].ResourceName}
+	})
+	for i, rr := range req.Resources {
 		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
-		if count[key{rr.ResourceType, rr.ResourceName}] > 1 {
-			sr.ErrorCode, sr.ErrorMessage = codeMsg(kerr.InvalidRequest, "resource %q is listed more than once", rr.ResourceName)
-		} else if code, msg, ok := s.alterableResource(rr.ResourceType, rr.ResourceName); !ok {
+		if code, msg, ok := s.alterable(dup[i], rr.ResourceType, rr.ResourceName); !ok {
 			sr.ErrorCode, sr.ErrorMessage = code, msg
 		} else {
 			sr.ErrorCode, sr.ErrorMessage = s.incrementalAlter(ctx, rr, req.ValidateOnly)

@@ -250,3 +250,33 @@ func codeMsg(e *kerr.Error, format string, args ...any) (int16, *string) {
 	m := fmt.Sprintf(format, args...)
 	return e.Code, &m
 }
+
+// resourceKey names a config resource in an alter request.
+type resourceKey struct {
+	t kmsg.ConfigResourceType
+	n string
+}
+
+// duplicateResources reports, per entry of a request's n resources, whether
+// the same resource is listed more than once (Kafka refuses all copies).
+func duplicateResources(n int, key func(i int) resourceKey) []bool {
+	count := make(map[resourceKey]int, n)
+	for i := 0; i < n; i++ {
+		count[key(i)]++
+	}
+	dup := make([]bool, n)
+	for i := range dup {
+		dup[i] = count[key(i)] > 1
+	}
+	return dup
+}
+
+// alterable is the check both alter APIs make before touching a resource:
+// listed once, and of a kind that can be altered.
+func (s *Server) alterable(dup bool, typ kmsg.ConfigResourceType, name string) (int16, *string, bool) {
+	if dup {
+		code, msg := codeMsg(kerr.InvalidRequest, "resource %q is listed more than once", name)
+		return code, msg, false
+	}
+	return s.alterableResource(typ, name)
+}
