@@ -11,6 +11,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/fluxo-broker/fluxo/internal/bufpool"
 	"github.com/fluxo-broker/fluxo/internal/recordbatch"
 	"github.com/fluxo-broker/fluxo/proto/fluxopb"
 )
@@ -274,8 +275,9 @@ func (l *partitionLog) Read(offset int64, maxBytes int, upTo int64) ([]byte, err
 	if n < int64(ev.Size) {
 		return nil, l.errorf("read", fmt.Errorf("batch at %d past segment end", ev.BaseOffset))
 	}
-	buf := make([]byte, n)
+	buf := bufpool.Get(int(n))
 	if rn, err := sg.f.ReadAt(buf, ev.Position); rn < len(buf) {
+		bufpool.Put(buf)
 		return nil, l.errorf("read", fmt.Errorf("short read at %d: %w", ev.Position, err))
 	}
 	// Cut at whole batches: dense offsets from ev.BaseOffset, last offset
@@ -290,6 +292,7 @@ func (l *partitionLog) Read(offset int64, maxBytes int, upTo int64) ([]byte, err
 		want = h.LastOffset() + 1
 	}
 	if p == 0 {
+		bufpool.Put(buf)
 		return nil, l.errorf("read", fmt.Errorf("batch at offset %d unreadable", ev.BaseOffset))
 	}
 	return buf[:p], nil

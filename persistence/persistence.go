@@ -141,7 +141,9 @@ type Log interface {
 	// maxBytes (but always at least one batch, as KIP-74 requires), never
 	// including a batch whose last offset is >= upTo. An offset below the log
 	// start or past the log end is ErrOffsetOutOfRange; offset == upTo or
-	// == log end returns no bytes and no error.
+	// == log end returns no bytes and no error. The slice comes from
+	// internal/bufpool: a caller that knows when it is done with it may Put it
+	// back.
 	Read(offset int64, maxBytes int, upTo int64) ([]byte, error)
 
 	// FindBatch returns the event of the batch holding offset.
