@@ -35,12 +35,16 @@ package gateway
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/fluxo-broker/fluxo/actors"
+	"github.com/fluxo-broker/fluxo/internal/bufpool"
+	"github.com/fluxo-broker/fluxo/internal/recordbatch"
 )
 
 func init() { register(1, 4, 16, serveFetch) }
@@ -123,9 +127,10 @@ func serveFetch(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Response,
 // at once (a partition has an error or a diverging epoch), and appends each
 // readable partition's change channel to changed.
 func fetchOnce(node *actors.Node, req *kmsg.FetchRequest, resp *kmsg.FetchResponse, targets []fetchTarget, changed *[]<-chan struct{}) (total int, stop bool) {
+	reads := readAhead(node, req, targets)
 	remaining := int(req.MaxBytes)
 	minOne := true
-	for _, t := range targets {
+	for i, t := range targets {
 		p := &resp.Topics[t.tIdx].Partitions[t.pIdx]
 		if t.topic == "" {
 			stop = true
@@ -133,8 +138,15 @@ func fetchOnce(node *actors.Node, req *kmsg.FetchRequest, resp *kmsg.FetchRespon
 		}
 		rp := t.req
 		limit := min(int(rp.PartitionMaxBytes), remaining)
-		r := node.ReadPartition(t.topic, rp.Partition, rp.FetchOffset, limit, minOne)
+		var r actors.PartitionRead
+		if i < len(reads) {
+			r = reads[i]
+			r.Records = trimBatches(r.Records, limit, minOne)
+		} else {
+			r = node.ReadPartition(t.topic, rp.Partition, rp.FetchOffset, limit, minOne)
+		}
 		*changed = append(*changed, r.Changed)
+		bufpool.Put(p.RecordBatches) // an earlier pass's read, not yet sent
 		p.HighWatermark, p.LastStableOffset, p.LogStartOffset = r.HighWatermark, r.HighWatermark, r.LogStartOffset
 		p.ErrorCode = 0
 		p.RecordBatches = []byte{} // empty, not null, as Kafka sends
@@ -150,7 +162,7 @@ func fetchOnce(node *actors.Node, req *kmsg.FetchRequest, resp *kmsg.FetchRespon
 			if err == r.Err && req.Version >= 12 && rp.LastFetchedEpoch >= 0 {
 				if div, ok := divergence(node, t.topic, rp); ok {
 					p.DivergingEpoch.Epoch, p.DivergingEpoch.EndOffset = div.LeaderEpoch, div.EndOffset
-					p.RecordBatches = []byte{}
+					bufpool.Put(r.Records)
 					stop = true
 					continue
 				}
@@ -158,7 +170,7 @@ func fetchOnce(node *actors.Node, req *kmsg.FetchRequest, resp *kmsg.FetchRespon
 		}
 		if err != nil {
 			p.ErrorCode = err.(*kerr.Error).Code
-			p.RecordBatches = []byte{}
+			bufpool.Put(r.Records)
 			stop = true
 			continue
 		}
@@ -170,6 +182,69 @@ func fetchOnce(node *actors.Node, req *kmsg.FetchRequest, resp *kmsg.FetchRespon
 		}
 	}
 	return total, stop
+}
+
+// maxReadAhead bounds the reads of one fetch running at once.
+const maxReadAhead = 4
+
+// readAhead reads the leading targets side by side: a fetch's partitions are
+// independent reads (from the page cache, mostly), and the client waits for
+// the slowest sum of them. Only targets whose partition limits together fit
+// the request's max_bytes are read ahead, so no read is wasted on a partition
+// the answer has no room for; each read is then trimmed to what is left of
+// the budget (trimBatches) exactly as a sequential read would have been cut.
+// The rest are read one by one in fetchOnce.
+func readAhead(node *actors.Node, req *kmsg.FetchRequest, targets []fetchTarget) []actors.PartitionRead {
+	n, budget := 0, int(req.MaxBytes)
+	for _, t := range targets {
+		if budget -= int(t.req.PartitionMaxBytes); budget < 0 {
+			break
+		}
+		n++
+	}
+	if n < 2 {
+		return nil
+	}
+	reads := make([]actors.PartitionRead, n)
+	var next atomic.Int32
+	var wg sync.WaitGroup
+	for range min(n, maxReadAhead) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				t := targets[i]
+				if t.topic != "" {
+					reads[i] = node.ReadPartition(t.topic, t.req.Partition, t.req.FetchOffset, int(t.req.PartitionMaxBytes), true)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return reads
+}
+
+// trimBatches cuts records (whole batches) to at most limit bytes, keeping
+// the first batch even if larger when minOne (KIP-74), as ReadPartition
+// would have cut them given that limit. What is cut off goes back to the
+// pool when nothing is kept.
+func trimBatches(records []byte, limit int, minOne bool) []byte {
+	if len(records) <= limit {
+		return records
+	}
+	p := 0
+	for p+recordbatch.HeaderSize <= len(records) {
+		h, err := recordbatch.ParseHeader(records[p:])
+		if err != nil || p+h.Size() > len(records) || p+h.Size() > limit && (p > 0 || !minOne) {
+			break
+		}
+		p += h.Size()
+	}
+	if p == 0 {
+		bufpool.Put(records)
+		return nil
+	}
+	return records[:p]
 }
 
 // divergence checks a follower-style last_fetched_epoch: if that epoch ended

@@ -13,6 +13,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/fluxo-broker/fluxo/internal/bufpool"
 )
 
 // conn is the connection actor of one client. Its reader goroutine reads
@@ -316,6 +318,13 @@ func (c *conn) flushInOrder(ctx actor.Context) {
 // header's empty tag section (never for ApiVersions, whose response header
 // is always v0), then the body.
 func (c *conn) writeResponse(r *result) error {
+	if f, ok := r.resp.(*kmsg.FetchResponse); ok {
+		done, err := c.writeFetchVectored(r.corr, f)
+		if done {
+			releaseReads(f)
+			return err
+		}
+	}
 	if need := answerSizeHint(r.resp); cap(c.wbuf) < need {
 		c.wbuf = make([]byte, 0, need)
 	}
@@ -326,6 +335,7 @@ func (c *conn) writeResponse(r *result) error {
 	}
 	buf = r.resp.AppendTo(buf)
 	binary.BigEndian.PutUint32(buf[0:], uint32(len(buf)-4))
+	releaseReads(r.resp)
 	if cap(buf) <= 16<<20 {
 		c.wbuf = buf // keep for the next answer; drop outsized ones
 	} else {
@@ -334,6 +344,21 @@ func (c *conn) writeResponse(r *result) error {
 	c.nc.SetWriteDeadline(time.Now().Add(c.server.cfg.WriteTimeout))
 	_, err := c.w.Write(buf)
 	return err
+}
+
+// releaseReads hands a fetch answer's record bytes, read from segments into
+// pooled slices, back to the pool once they are encoded.
+func releaseReads(resp kmsg.Response) {
+	f, ok := resp.(*kmsg.FetchResponse)
+	if !ok {
+		return
+	}
+	for i := range f.Topics {
+		for j := range f.Topics[i].Partitions {
+			bufpool.Put(f.Topics[i].Partitions[j].RecordBatches)
+			f.Topics[i].Partitions[j].RecordBatches = nil
+		}
+	}
 }
 
 // answerSizeHint estimates an answer's encoded size so the buffer is sized
