@@ -130,10 +130,18 @@ var produceTargets = []struct {
 		return t
 	}},
 	{"kfake-memory", func(b *testing.B) target { t, _ := startKfake(b); return t }},
+	{"null", func(b *testing.B) target {
+		nb, err := StartNullBroker("127.0.0.1:0", topic, partitions)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return target{addr: nb.Addr(), stop: nb.Close}
+	}},
 }
 
 // BenchmarkProduce: 1 KiB records, franz-go defaults (idempotent, acks=all),
-// into a 4-partition topic; b.N records per run.
+// into a 4-partition topic; b.N records per run. "null" is the ceiling: a
+// broker that acknowledges and stores nothing.
 func BenchmarkProduce(b *testing.B) {
 	for _, tc := range produceTargets {
 		b.Run(tc.name, func(b *testing.B) {
@@ -150,7 +158,7 @@ func BenchmarkProduce(b *testing.B) {
 // BenchmarkConsume: catch-up read of b.N 1 KiB records written beforehand.
 func BenchmarkConsume(b *testing.B) {
 	for _, tc := range produceTargets {
-		if tc.name == "fluxo-nosync" || tc.name == "kfake-fsync" {
+		if tc.name == "fluxo-nosync" || tc.name == "kfake-fsync" || tc.name == "null" {
 			continue
 		}
 		b.Run(tc.name, func(b *testing.B) {
