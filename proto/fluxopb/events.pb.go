@@ -832,6 +832,812 @@ func (x *TopicMetadata) GetReplicationFactor() int32 {
 	return 0
 }
 
+// GroupEvent is one event of a consumer group coordinator, journaled in the
+// group's internal __consumer_offsets partition (group id hashed to one of
+// N), so replaying that partition rebuilds every group it holds.
+type GroupEvent struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Group  string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	TimeMs int64                  `protobuf:"varint,2,opt,name=time_ms,json=timeMs,proto3" json:"time_ms,omitempty"` // when the coordinator decided it
+	// Types that are valid to be assigned to Event:
+	//
+	//	*GroupEvent_MemberJoined
+	//	*GroupEvent_MemberLeft
+	//	*GroupEvent_Rebalanced
+	//	*GroupEvent_Assigned
+	//	*GroupEvent_OffsetsCommitted
+	//	*GroupEvent_OffsetsDeleted
+	//	*GroupEvent_Deleted
+	Event         isGroupEvent_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupEvent) Reset() {
+	*x = GroupEvent{}
+	mi := &file_fluxo_v1_events_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupEvent) ProtoMessage() {}
+
+func (x *GroupEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_fluxo_v1_events_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupEvent.ProtoReflect.Descriptor instead.
+func (*GroupEvent) Descriptor() ([]byte, []int) {
+	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GroupEvent) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *GroupEvent) GetTimeMs() int64 {
+	if x != nil {
+		return x.TimeMs
+	}
+	return 0
+}
+
+func (x *GroupEvent) GetEvent() isGroupEvent_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *GroupEvent) GetMemberJoined() *GroupMemberJoined {
+	if x != nil {
+		if x, ok := x.Event.(*GroupEvent_MemberJoined); ok {
+			return x.MemberJoined
+		}
+	}
+	return nil
+}
+
+func (x *GroupEvent) GetMemberLeft() *GroupMemberLeft {
+	if x != nil {
+		if x, ok := x.Event.(*GroupEvent_MemberLeft); ok {
+			return x.MemberLeft
+		}
+	}
+	return nil
+}
+
+func (x *GroupEvent) GetRebalanced() *GroupRebalanced {
+	if x != nil {
+		if x, ok := x.Event.(*GroupEvent_Rebalanced); ok {
+			return x.Rebalanced
+		}
+	}
+	return nil
+}
+
+func (x *GroupEvent) GetAssigned() *GroupAssigned {
+	if x != nil {
+		if x, ok := x.Event.(*GroupEvent_Assigned); ok {
+			return x.Assigned
+		}
+	}
+	return nil
+}
+
+func (x *GroupEvent) GetOffsetsCommitted() *GroupOffsetsCommitted {
+	if x != nil {
+		if x, ok := x.Event.(*GroupEvent_OffsetsCommitted); ok {
+			return x.OffsetsCommitted
+		}
+	}
+	return nil
+}
+
+func (x *GroupEvent) GetOffsetsDeleted() *GroupOffsetsDeleted {
+	if x != nil {
+		if x, ok := x.Event.(*GroupEvent_OffsetsDeleted); ok {
+			return x.OffsetsDeleted
+		}
+	}
+	return nil
+}
+
+func (x *GroupEvent) GetDeleted() *GroupDeleted {
+	if x != nil {
+		if x, ok := x.Event.(*GroupEvent_Deleted); ok {
+			return x.Deleted
+		}
+	}
+	return nil
+}
+
+type isGroupEvent_Event interface {
+	isGroupEvent_Event()
+}
+
+type GroupEvent_MemberJoined struct {
+	MemberJoined *GroupMemberJoined `protobuf:"bytes,3,opt,name=member_joined,json=memberJoined,proto3,oneof"`
+}
+
+type GroupEvent_MemberLeft struct {
+	MemberLeft *GroupMemberLeft `protobuf:"bytes,4,opt,name=member_left,json=memberLeft,proto3,oneof"`
+}
+
+type GroupEvent_Rebalanced struct {
+	Rebalanced *GroupRebalanced `protobuf:"bytes,5,opt,name=rebalanced,proto3,oneof"`
+}
+
+type GroupEvent_Assigned struct {
+	Assigned *GroupAssigned `protobuf:"bytes,6,opt,name=assigned,proto3,oneof"`
+}
+
+type GroupEvent_OffsetsCommitted struct {
+	OffsetsCommitted *GroupOffsetsCommitted `protobuf:"bytes,7,opt,name=offsets_committed,json=offsetsCommitted,proto3,oneof"`
+}
+
+type GroupEvent_OffsetsDeleted struct {
+	OffsetsDeleted *GroupOffsetsDeleted `protobuf:"bytes,8,opt,name=offsets_deleted,json=offsetsDeleted,proto3,oneof"`
+}
+
+type GroupEvent_Deleted struct {
+	Deleted *GroupDeleted `protobuf:"bytes,9,opt,name=deleted,proto3,oneof"`
+}
+
+func (*GroupEvent_MemberJoined) isGroupEvent_Event() {}
+
+func (*GroupEvent_MemberLeft) isGroupEvent_Event() {}
+
+func (*GroupEvent_Rebalanced) isGroupEvent_Event() {}
+
+func (*GroupEvent_Assigned) isGroupEvent_Event() {}
+
+func (*GroupEvent_OffsetsCommitted) isGroupEvent_Event() {}
+
+func (*GroupEvent_OffsetsDeleted) isGroupEvent_Event() {}
+
+func (*GroupEvent_Deleted) isGroupEvent_Event() {}
+
+// GroupProtocol is one (name, metadata) a member supports, in its order of
+// preference.
+type GroupProtocol struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Metadata      []byte                 `protobuf:"bytes,2,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupProtocol) Reset() {
+	*x = GroupProtocol{}
+	mi := &file_fluxo_v1_events_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupProtocol) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupProtocol) ProtoMessage() {}
+
+func (x *GroupProtocol) ProtoReflect() protoreflect.Message {
+	mi := &file_fluxo_v1_events_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupProtocol.ProtoReflect.Descriptor instead.
+func (*GroupProtocol) Descriptor() ([]byte, []int) {
+	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GroupProtocol) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *GroupProtocol) GetMetadata() []byte {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+// GroupMemberJoined records a member entering the group (or a static
+// member's instance id moving to a new member id: replaced names the old).
+type GroupMemberJoined struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	MemberId           string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	InstanceId         string                 `protobuf:"bytes,2,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	ClientId           string                 `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ClientHost         string                 `protobuf:"bytes,4,opt,name=client_host,json=clientHost,proto3" json:"client_host,omitempty"`
+	SessionTimeoutMs   int32                  `protobuf:"varint,5,opt,name=session_timeout_ms,json=sessionTimeoutMs,proto3" json:"session_timeout_ms,omitempty"`
+	RebalanceTimeoutMs int32                  `protobuf:"varint,6,opt,name=rebalance_timeout_ms,json=rebalanceTimeoutMs,proto3" json:"rebalance_timeout_ms,omitempty"`
+	ProtocolType       string                 `protobuf:"bytes,7,opt,name=protocol_type,json=protocolType,proto3" json:"protocol_type,omitempty"`
+	Protocols          []*GroupProtocol       `protobuf:"bytes,8,rep,name=protocols,proto3" json:"protocols,omitempty"`
+	Replaced           string                 `protobuf:"bytes,9,opt,name=replaced,proto3" json:"replaced,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *GroupMemberJoined) Reset() {
+	*x = GroupMemberJoined{}
+	mi := &file_fluxo_v1_events_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupMemberJoined) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupMemberJoined) ProtoMessage() {}
+
+func (x *GroupMemberJoined) ProtoReflect() protoreflect.Message {
+	mi := &file_fluxo_v1_events_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupMemberJoined.ProtoReflect.Descriptor instead.
+func (*GroupMemberJoined) Descriptor() ([]byte, []int) {
+	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GroupMemberJoined) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *GroupMemberJoined) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *GroupMemberJoined) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *GroupMemberJoined) GetClientHost() string {
+	if x != nil {
+		return x.ClientHost
+	}
+	return ""
+}
+
+func (x *GroupMemberJoined) GetSessionTimeoutMs() int32 {
+	if x != nil {
+		return x.SessionTimeoutMs
+	}
+	return 0
+}
+
+func (x *GroupMemberJoined) GetRebalanceTimeoutMs() int32 {
+	if x != nil {
+		return x.RebalanceTimeoutMs
+	}
+	return 0
+}
+
+func (x *GroupMemberJoined) GetProtocolType() string {
+	if x != nil {
+		return x.ProtocolType
+	}
+	return ""
+}
+
+func (x *GroupMemberJoined) GetProtocols() []*GroupProtocol {
+	if x != nil {
+		return x.Protocols
+	}
+	return nil
+}
+
+func (x *GroupMemberJoined) GetReplaced() string {
+	if x != nil {
+		return x.Replaced
+	}
+	return ""
+}
+
+// GroupMemberLeft records a member leaving, being removed or expiring.
+type GroupMemberLeft struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MemberId      string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupMemberLeft) Reset() {
+	*x = GroupMemberLeft{}
+	mi := &file_fluxo_v1_events_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupMemberLeft) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupMemberLeft) ProtoMessage() {}
+
+func (x *GroupMemberLeft) ProtoReflect() protoreflect.Message {
+	mi := &file_fluxo_v1_events_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupMemberLeft.ProtoReflect.Descriptor instead.
+func (*GroupMemberLeft) Descriptor() ([]byte, []int) {
+	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GroupMemberLeft) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *GroupMemberLeft) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// GroupRebalanced records the end of a join phase: a new generation with its
+// members, the protocol they share and the leader who will assign.
+type GroupRebalanced struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Generation    int32                  `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
+	ProtocolType  string                 `protobuf:"bytes,2,opt,name=protocol_type,json=protocolType,proto3" json:"protocol_type,omitempty"`
+	Protocol      string                 `protobuf:"bytes,3,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Leader        string                 `protobuf:"bytes,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	Members       []string               `protobuf:"bytes,5,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupRebalanced) Reset() {
+	*x = GroupRebalanced{}
+	mi := &file_fluxo_v1_events_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupRebalanced) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupRebalanced) ProtoMessage() {}
+
+func (x *GroupRebalanced) ProtoReflect() protoreflect.Message {
+	mi := &file_fluxo_v1_events_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupRebalanced.ProtoReflect.Descriptor instead.
+func (*GroupRebalanced) Descriptor() ([]byte, []int) {
+	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GroupRebalanced) GetGeneration() int32 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *GroupRebalanced) GetProtocolType() string {
+	if x != nil {
+		return x.ProtocolType
+	}
+	return ""
+}
+
+func (x *GroupRebalanced) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *GroupRebalanced) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
+func (x *GroupRebalanced) GetMembers() []string {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+// GroupAssigned records the leader's assignment of a generation.
+type GroupAssigned struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Generation    int32                  `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
+	Assignments   map[string][]byte      `protobuf:"bytes,2,rep,name=assignments,proto3" json:"assignments,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupAssigned) Reset() {
+	*x = GroupAssigned{}
+	mi := &file_fluxo_v1_events_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupAssigned) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupAssigned) ProtoMessage() {}
+
+func (x *GroupAssigned) ProtoReflect() protoreflect.Message {
+	mi := &file_fluxo_v1_events_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupAssigned.ProtoReflect.Descriptor instead.
+func (*GroupAssigned) Descriptor() ([]byte, []int) {
+	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *GroupAssigned) GetGeneration() int32 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *GroupAssigned) GetAssignments() map[string][]byte {
+	if x != nil {
+		return x.Assignments
+	}
+	return nil
+}
+
+// GroupOffset is one committed offset.
+type GroupOffset struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset        int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	LeaderEpoch   int32                  `protobuf:"varint,4,opt,name=leader_epoch,json=leaderEpoch,proto3" json:"leader_epoch,omitempty"`
+	Metadata      string                 `protobuf:"bytes,5,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	CommitTimeMs  int64                  `protobuf:"varint,6,opt,name=commit_time_ms,json=commitTimeMs,proto3" json:"commit_time_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupOffset) Reset() {
+	*x = GroupOffset{}
+	mi := &file_fluxo_v1_events_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupOffset) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupOffset) ProtoMessage() {}
+
+func (x *GroupOffset) ProtoReflect() protoreflect.Message {
+	mi := &file_fluxo_v1_events_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupOffset.ProtoReflect.Descriptor instead.
+func (*GroupOffset) Descriptor() ([]byte, []int) {
+	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GroupOffset) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *GroupOffset) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *GroupOffset) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *GroupOffset) GetLeaderEpoch() int32 {
+	if x != nil {
+		return x.LeaderEpoch
+	}
+	return 0
+}
+
+func (x *GroupOffset) GetMetadata() string {
+	if x != nil {
+		return x.Metadata
+	}
+	return ""
+}
+
+func (x *GroupOffset) GetCommitTimeMs() int64 {
+	if x != nil {
+		return x.CommitTimeMs
+	}
+	return 0
+}
+
+type GroupOffsetsCommitted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Offsets       []*GroupOffset         `protobuf:"bytes,1,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	Generation    int32                  `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	MemberId      string                 `protobuf:"bytes,3,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupOffsetsCommitted) Reset() {
+	*x = GroupOffsetsCommitted{}
+	mi := &file_fluxo_v1_events_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupOffsetsCommitted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupOffsetsCommitted) ProtoMessage() {}
+
+func (x *GroupOffsetsCommitted) ProtoReflect() protoreflect.Message {
+	mi := &file_fluxo_v1_events_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupOffsetsCommitted.ProtoReflect.Descriptor instead.
+func (*GroupOffsetsCommitted) Descriptor() ([]byte, []int) {
+	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GroupOffsetsCommitted) GetOffsets() []*GroupOffset {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+func (x *GroupOffsetsCommitted) GetGeneration() int32 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *GroupOffsetsCommitted) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+type GroupOffsetPartition struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupOffsetPartition) Reset() {
+	*x = GroupOffsetPartition{}
+	mi := &file_fluxo_v1_events_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupOffsetPartition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupOffsetPartition) ProtoMessage() {}
+
+func (x *GroupOffsetPartition) ProtoReflect() protoreflect.Message {
+	mi := &file_fluxo_v1_events_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupOffsetPartition.ProtoReflect.Descriptor instead.
+func (*GroupOffsetPartition) Descriptor() ([]byte, []int) {
+	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GroupOffsetPartition) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *GroupOffsetPartition) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+type GroupOffsetsDeleted struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Partitions    []*GroupOffsetPartition `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupOffsetsDeleted) Reset() {
+	*x = GroupOffsetsDeleted{}
+	mi := &file_fluxo_v1_events_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupOffsetsDeleted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupOffsetsDeleted) ProtoMessage() {}
+
+func (x *GroupOffsetsDeleted) ProtoReflect() protoreflect.Message {
+	mi := &file_fluxo_v1_events_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupOffsetsDeleted.ProtoReflect.Descriptor instead.
+func (*GroupOffsetsDeleted) Descriptor() ([]byte, []int) {
+	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *GroupOffsetsDeleted) GetPartitions() []*GroupOffsetPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type GroupDeleted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupDeleted) Reset() {
+	*x = GroupDeleted{}
+	mi := &file_fluxo_v1_events_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupDeleted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupDeleted) ProtoMessage() {}
+
+func (x *GroupDeleted) ProtoReflect() protoreflect.Message {
+	mi := &file_fluxo_v1_events_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupDeleted.ProtoReflect.Descriptor instead.
+func (*GroupDeleted) Descriptor() ([]byte, []int) {
+	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{21}
+}
+
 var File_fluxo_v1_events_proto protoreflect.FileDescriptor
 
 const file_fluxo_v1_events_proto_rawDesc = "" +
@@ -910,7 +1716,77 @@ const file_fluxo_v1_events_proto_rawDesc = "" +
 	"partitions\x12-\n" +
 	"\x06config\x18\x04 \x01(\v2\x15.fluxo.v1.TopicConfigR\x06config\x12&\n" +
 	"\x0fcreated_unix_ms\x18\x05 \x01(\x03R\rcreatedUnixMs\x12-\n" +
-	"\x12replication_factor\x18\x06 \x01(\x05R\x11replicationFactorB-Z+github.com/fluxo-broker/fluxo/proto/fluxopbb\x06proto3"
+	"\x12replication_factor\x18\x06 \x01(\x05R\x11replicationFactor\"\x88\x04\n" +
+	"\n" +
+	"GroupEvent\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x17\n" +
+	"\atime_ms\x18\x02 \x01(\x03R\x06timeMs\x12B\n" +
+	"\rmember_joined\x18\x03 \x01(\v2\x1b.fluxo.v1.GroupMemberJoinedH\x00R\fmemberJoined\x12<\n" +
+	"\vmember_left\x18\x04 \x01(\v2\x19.fluxo.v1.GroupMemberLeftH\x00R\n" +
+	"memberLeft\x12;\n" +
+	"\n" +
+	"rebalanced\x18\x05 \x01(\v2\x19.fluxo.v1.GroupRebalancedH\x00R\n" +
+	"rebalanced\x125\n" +
+	"\bassigned\x18\x06 \x01(\v2\x17.fluxo.v1.GroupAssignedH\x00R\bassigned\x12N\n" +
+	"\x11offsets_committed\x18\a \x01(\v2\x1f.fluxo.v1.GroupOffsetsCommittedH\x00R\x10offsetsCommitted\x12H\n" +
+	"\x0foffsets_deleted\x18\b \x01(\v2\x1d.fluxo.v1.GroupOffsetsDeletedH\x00R\x0eoffsetsDeleted\x122\n" +
+	"\adeleted\x18\t \x01(\v2\x16.fluxo.v1.GroupDeletedH\x00R\adeletedB\a\n" +
+	"\x05event\"?\n" +
+	"\rGroupProtocol\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\bmetadata\x18\x02 \x01(\fR\bmetadata\"\xe7\x02\n" +
+	"\x11GroupMemberJoined\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x1f\n" +
+	"\vinstance_id\x18\x02 \x01(\tR\n" +
+	"instanceId\x12\x1b\n" +
+	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12\x1f\n" +
+	"\vclient_host\x18\x04 \x01(\tR\n" +
+	"clientHost\x12,\n" +
+	"\x12session_timeout_ms\x18\x05 \x01(\x05R\x10sessionTimeoutMs\x120\n" +
+	"\x14rebalance_timeout_ms\x18\x06 \x01(\x05R\x12rebalanceTimeoutMs\x12#\n" +
+	"\rprotocol_type\x18\a \x01(\tR\fprotocolType\x125\n" +
+	"\tprotocols\x18\b \x03(\v2\x17.fluxo.v1.GroupProtocolR\tprotocols\x12\x1a\n" +
+	"\breplaced\x18\t \x01(\tR\breplaced\"F\n" +
+	"\x0fGroupMemberLeft\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xa4\x01\n" +
+	"\x0fGroupRebalanced\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x01 \x01(\x05R\n" +
+	"generation\x12#\n" +
+	"\rprotocol_type\x18\x02 \x01(\tR\fprotocolType\x12\x1a\n" +
+	"\bprotocol\x18\x03 \x01(\tR\bprotocol\x12\x16\n" +
+	"\x06leader\x18\x04 \x01(\tR\x06leader\x12\x18\n" +
+	"\amembers\x18\x05 \x03(\tR\amembers\"\xbb\x01\n" +
+	"\rGroupAssigned\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x01 \x01(\x05R\n" +
+	"generation\x12J\n" +
+	"\vassignments\x18\x02 \x03(\v2(.fluxo.v1.GroupAssigned.AssignmentsEntryR\vassignments\x1a>\n" +
+	"\x10AssignmentsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\xbe\x01\n" +
+	"\vGroupOffset\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12!\n" +
+	"\fleader_epoch\x18\x04 \x01(\x05R\vleaderEpoch\x12\x1a\n" +
+	"\bmetadata\x18\x05 \x01(\tR\bmetadata\x12$\n" +
+	"\x0ecommit_time_ms\x18\x06 \x01(\x03R\fcommitTimeMs\"\x85\x01\n" +
+	"\x15GroupOffsetsCommitted\x12/\n" +
+	"\aoffsets\x18\x01 \x03(\v2\x15.fluxo.v1.GroupOffsetR\aoffsets\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x05R\n" +
+	"generation\x12\x1b\n" +
+	"\tmember_id\x18\x03 \x01(\tR\bmemberId\"J\n" +
+	"\x14GroupOffsetPartition\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\"U\n" +
+	"\x13GroupOffsetsDeleted\x12>\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2\x1e.fluxo.v1.GroupOffsetPartitionR\n" +
+	"partitions\"\x0e\n" +
+	"\fGroupDeletedB-Z+github.com/fluxo-broker/fluxo/proto/fluxopbb\x06proto3"
 
 var (
 	file_fluxo_v1_events_proto_rawDescOnce sync.Once
@@ -924,30 +1800,53 @@ func file_fluxo_v1_events_proto_rawDescGZIP() []byte {
 	return file_fluxo_v1_events_proto_rawDescData
 }
 
-var file_fluxo_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_fluxo_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_fluxo_v1_events_proto_goTypes = []any{
-	(*BatchAppended)(nil),       // 0: fluxo.v1.BatchAppended
-	(*EpochStarted)(nil),        // 1: fluxo.v1.EpochStarted
-	(*LogTruncated)(nil),        // 2: fluxo.v1.LogTruncated
-	(*LogStartAdvanced)(nil),    // 3: fluxo.v1.LogStartAdvanced
-	(*SequenceEntry)(nil),       // 4: fluxo.v1.SequenceEntry
-	(*ProducerState)(nil),       // 5: fluxo.v1.ProducerState
-	(*PartitionCheckpoint)(nil), // 6: fluxo.v1.PartitionCheckpoint
-	(*JournalEvent)(nil),        // 7: fluxo.v1.JournalEvent
-	(*Snapshot)(nil),            // 8: fluxo.v1.Snapshot
-	(*TopicConfig)(nil),         // 9: fluxo.v1.TopicConfig
-	(*TopicMetadata)(nil),       // 10: fluxo.v1.TopicMetadata
+	(*BatchAppended)(nil),         // 0: fluxo.v1.BatchAppended
+	(*EpochStarted)(nil),          // 1: fluxo.v1.EpochStarted
+	(*LogTruncated)(nil),          // 2: fluxo.v1.LogTruncated
+	(*LogStartAdvanced)(nil),      // 3: fluxo.v1.LogStartAdvanced
+	(*SequenceEntry)(nil),         // 4: fluxo.v1.SequenceEntry
+	(*ProducerState)(nil),         // 5: fluxo.v1.ProducerState
+	(*PartitionCheckpoint)(nil),   // 6: fluxo.v1.PartitionCheckpoint
+	(*JournalEvent)(nil),          // 7: fluxo.v1.JournalEvent
+	(*Snapshot)(nil),              // 8: fluxo.v1.Snapshot
+	(*TopicConfig)(nil),           // 9: fluxo.v1.TopicConfig
+	(*TopicMetadata)(nil),         // 10: fluxo.v1.TopicMetadata
+	(*GroupEvent)(nil),            // 11: fluxo.v1.GroupEvent
+	(*GroupProtocol)(nil),         // 12: fluxo.v1.GroupProtocol
+	(*GroupMemberJoined)(nil),     // 13: fluxo.v1.GroupMemberJoined
+	(*GroupMemberLeft)(nil),       // 14: fluxo.v1.GroupMemberLeft
+	(*GroupRebalanced)(nil),       // 15: fluxo.v1.GroupRebalanced
+	(*GroupAssigned)(nil),         // 16: fluxo.v1.GroupAssigned
+	(*GroupOffset)(nil),           // 17: fluxo.v1.GroupOffset
+	(*GroupOffsetsCommitted)(nil), // 18: fluxo.v1.GroupOffsetsCommitted
+	(*GroupOffsetPartition)(nil),  // 19: fluxo.v1.GroupOffsetPartition
+	(*GroupOffsetsDeleted)(nil),   // 20: fluxo.v1.GroupOffsetsDeleted
+	(*GroupDeleted)(nil),          // 21: fluxo.v1.GroupDeleted
+	nil,                           // 22: fluxo.v1.GroupAssigned.AssignmentsEntry
 }
 var file_fluxo_v1_events_proto_depIdxs = []int32{
-	4, // 0: fluxo.v1.ProducerState.batches:type_name -> fluxo.v1.SequenceEntry
-	1, // 1: fluxo.v1.PartitionCheckpoint.epochs:type_name -> fluxo.v1.EpochStarted
-	5, // 2: fluxo.v1.PartitionCheckpoint.producers:type_name -> fluxo.v1.ProducerState
-	9, // 3: fluxo.v1.TopicMetadata.config:type_name -> fluxo.v1.TopicConfig
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	4,  // 0: fluxo.v1.ProducerState.batches:type_name -> fluxo.v1.SequenceEntry
+	1,  // 1: fluxo.v1.PartitionCheckpoint.epochs:type_name -> fluxo.v1.EpochStarted
+	5,  // 2: fluxo.v1.PartitionCheckpoint.producers:type_name -> fluxo.v1.ProducerState
+	9,  // 3: fluxo.v1.TopicMetadata.config:type_name -> fluxo.v1.TopicConfig
+	13, // 4: fluxo.v1.GroupEvent.member_joined:type_name -> fluxo.v1.GroupMemberJoined
+	14, // 5: fluxo.v1.GroupEvent.member_left:type_name -> fluxo.v1.GroupMemberLeft
+	15, // 6: fluxo.v1.GroupEvent.rebalanced:type_name -> fluxo.v1.GroupRebalanced
+	16, // 7: fluxo.v1.GroupEvent.assigned:type_name -> fluxo.v1.GroupAssigned
+	18, // 8: fluxo.v1.GroupEvent.offsets_committed:type_name -> fluxo.v1.GroupOffsetsCommitted
+	20, // 9: fluxo.v1.GroupEvent.offsets_deleted:type_name -> fluxo.v1.GroupOffsetsDeleted
+	21, // 10: fluxo.v1.GroupEvent.deleted:type_name -> fluxo.v1.GroupDeleted
+	12, // 11: fluxo.v1.GroupMemberJoined.protocols:type_name -> fluxo.v1.GroupProtocol
+	22, // 12: fluxo.v1.GroupAssigned.assignments:type_name -> fluxo.v1.GroupAssigned.AssignmentsEntry
+	17, // 13: fluxo.v1.GroupOffsetsCommitted.offsets:type_name -> fluxo.v1.GroupOffset
+	19, // 14: fluxo.v1.GroupOffsetsDeleted.partitions:type_name -> fluxo.v1.GroupOffsetPartition
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_fluxo_v1_events_proto_init() }
@@ -956,13 +1855,22 @@ func file_fluxo_v1_events_proto_init() {
 		return
 	}
 	file_fluxo_v1_events_proto_msgTypes[9].OneofWrappers = []any{}
+	file_fluxo_v1_events_proto_msgTypes[11].OneofWrappers = []any{
+		(*GroupEvent_MemberJoined)(nil),
+		(*GroupEvent_MemberLeft)(nil),
+		(*GroupEvent_Rebalanced)(nil),
+		(*GroupEvent_Assigned)(nil),
+		(*GroupEvent_OffsetsCommitted)(nil),
+		(*GroupEvent_OffsetsDeleted)(nil),
+		(*GroupEvent_Deleted)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fluxo_v1_events_proto_rawDesc), len(file_fluxo_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
