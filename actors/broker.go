@@ -16,8 +16,9 @@ import (
 // goroutines so a long poll or a coordination-store round trip never blocks
 // this mailbox.
 type brokerActor struct {
-	node  *Node
-	ready chan<- *actor.PID
+	node        *Node
+	ready       chan<- *actor.PID
+	groupsReady chan<- *actor.PID
 }
 
 func (b *brokerActor) Receive(ctx actor.Context) {
@@ -29,6 +30,14 @@ func (b *brokerActor) Receive(ctx actor.Context) {
 		}
 		select {
 		case b.ready <- pid:
+		default:
+		}
+		gpid, err := ctx.SpawnNamed(groupsSupervisorProps(b.node), "groups")
+		if err != nil {
+			panic(err)
+		}
+		select {
+		case b.groupsReady <- gpid:
 		default:
 		}
 	case *fluxopb.ProduceRequest:

@@ -58,6 +58,18 @@ type Config struct {
 	// broker actor, the partitions supervisor and each partition (tests inject
 	// faults with it; see testkit).
 	ActorMiddleware []actor.ReceiverMiddleware
+	// OffsetsPartitions is the number of internal __consumer_offsets
+	// partitions group journals are spread over (a group's id hashed, as
+	// Kafka's offsets.topic.num.partitions). Default 50. Changing it moves
+	// groups to other journals: set it once.
+	OffsetsPartitions int32
+	// GroupMinSessionTimeout and GroupMaxSessionTimeout bound the session
+	// timeout a member may ask for. Defaults 6 s and 30 min (Kafka's).
+	GroupMinSessionTimeout, GroupMaxSessionTimeout time.Duration
+	// GroupInitialRebalanceDelay holds an empty group's first rebalance so
+	// members starting together join one generation. Default 0 (Kafka: 3 s).
+	GroupInitialRebalanceDelay time.Duration
+
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger. Default slog.Default().
@@ -93,6 +105,15 @@ func (c *Config) EnsureDefaults() {
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 30 * time.Second
 	}
+	if c.OffsetsPartitions == 0 {
+		c.OffsetsPartitions = 50
+	}
+	if c.GroupMinSessionTimeout == 0 {
+		c.GroupMinSessionTimeout = 6 * time.Second
+	}
+	if c.GroupMaxSessionTimeout == 0 {
+		c.GroupMaxSessionTimeout = 30 * time.Minute
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -122,6 +143,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: DefaultMaxMessageBytes %d must be positive", c.DefaultMaxMessageBytes)
 	case c.RetentionCheckInterval < 10*time.Millisecond:
 		return fmt.Errorf("config: RetentionCheckInterval %v below 10ms", c.RetentionCheckInterval)
+	case c.OffsetsPartitions < 1 || c.OffsetsPartitions > 1000:
+		return fmt.Errorf("config: OffsetsPartitions %d out of range [1, 1000]", c.OffsetsPartitions)
+	case c.GroupMinSessionTimeout < time.Millisecond || c.GroupMaxSessionTimeout < c.GroupMinSessionTimeout:
+		return fmt.Errorf("config: group session timeouts [%v, %v] are not a range", c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout)
+	case c.GroupInitialRebalanceDelay < 0:
+		return fmt.Errorf("config: GroupInitialRebalanceDelay %v is negative", c.GroupInitialRebalanceDelay)
 	case c.RequestTimeout < time.Millisecond:
 		return fmt.Errorf("config: RequestTimeout %v below 1ms", c.RequestTimeout)
 	}

@@ -41,6 +41,8 @@ type Node struct {
 
 	brokerPID     *actor.PID
 	partitionsPID *actor.PID
+	groupsPID     *actor.PID
+	groups        groupIndex
 	restarts      atomic.Int64
 	topicMu       sync.Mutex // serialises topic create/delete/alter
 	topicsMu      sync.RWMutex
@@ -63,6 +65,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		logger:        cfg.Logger,
 		registry:      newRegistry(),
 		topics:        make(map[string]*fluxopb.TopicMetadata),
+		groups:        groupIndex{groups: map[string]*GroupSummary{}},
 		stopRetention: make(chan struct{}),
 		retentionDone: make(chan struct{}),
 	}
@@ -98,8 +101,8 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 			return nil, fmt.Errorf("start: %w", err)
 		}
 	}
-	ready := make(chan *actor.PID, 1)
-	props := actor.PropsFromProducer(func() actor.Actor { return &brokerActor{node: n, ready: ready} },
+	ready, groupsReady := make(chan *actor.PID, 1), make(chan *actor.PID, 1)
+	props := actor.PropsFromProducer(func() actor.Actor { return &brokerActor{node: n, ready: ready, groupsReady: groupsReady} },
 		actor.WithSupervisor(newBackoffStrategy(n.logger, &n.restarts)),
 		actor.WithReceiverMiddleware(cfg.ActorMiddleware...))
 	// The guardian of the broker actor is our strategy too, so a failed
@@ -110,11 +113,22 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		n.shutdownRemote()
 		return nil, fmt.Errorf("start: spawn broker actor: %w", err)
 	}
-	select {
-	case n.partitionsPID = <-ready:
-	case <-ctx.Done():
+	for _, c := range []struct {
+		pid **actor.PID
+		ch  chan *actor.PID
+	}{{&n.partitionsPID, ready}, {&n.groupsPID, groupsReady}} {
+		select {
+		case *c.pid = <-c.ch:
+		case <-ctx.Done():
+			n.shutdownRemote()
+			return nil, ctx.Err()
+		}
+	}
+	// The groups supervisor rebuilds every group in its Started: wait for it,
+	// so the first describe or offset fetch sees them.
+	if _, err := n.system.Root.RequestFuture(n.groupsPID, &groupsProbe{}, cfg.RequestTimeout).Result(); err != nil {
 		n.shutdownRemote()
-		return nil, ctx.Err()
+		return nil, fmt.Errorf("start: load consumer groups: %w", err)
 	}
 	go n.retentionLoop()
 	if err := n.waitPartitionsStarted(ctx); err != nil {

@@ -77,6 +77,8 @@ func answerFailedRequest(system *actor.ActorSystem, message any) {
 		reply = &fluxopb.AlterTopicConfigResponse{ErrorCode: int32(kerr.RequestTimedOut.Code), ErrorMessage: why}
 	case *fluxopb.DescribeTopicRequest:
 		reply = &fluxopb.DescribeTopicResponse{ErrorCode: code, ErrorMessage: why}
+	case *groupRequest:
+		reply = errGroupCoordinatorRestarting
 	case *fluxopb.ListTopicsRequest:
 		return // no error field; the caller times out and retries
 	default:

@@ -1,0 +1,381 @@
+package actors
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/fluxo-broker/fluxo/actors/group"
+	"github.com/fluxo-broker/fluxo/proto/fluxopb"
+)
+
+// OffsetsTopic is the internal topic whose partitions hold the group
+// coordinators' journals, named as in Kafka.
+const OffsetsTopic = "__consumer_offsets"
+
+// OffsetsPartition is the internal partition of a group: Kafka's
+// abs(groupId.hashCode) % partitions, with Java's String.hashCode.
+func OffsetsPartition(groupID string, partitions int32) int32 {
+	var h int32
+	for _, r := range groupID {
+		if r >= 0x10000 { // Java hashes UTF-16 code units
+			r -= 0x10000
+			h = 31*h + int32(0xD800+(r>>10))
+			h = 31*h + int32(0xDC00+(r&0x3FF))
+			continue
+		}
+		h = 31*h + int32(r)
+	}
+	if h == -h && h != 0 { // math.MinInt32: Kafka's Utils.abs gives 0
+		h = 0
+	}
+	if h < 0 {
+		h = -h
+	}
+	return h % partitions
+}
+
+// offsetsJournal is the journal name of internal partition p.
+func offsetsJournal(p int32) string { return fmt.Sprintf("%s-%d", OffsetsTopic, p) }
+
+// groupIndex is what the node knows of every group without asking its
+// actor: its phase and committed offsets as of its last step, for ListGroups
+// and lag. The group actor updates it after its events are durable and
+// before it replies.
+type groupIndex struct {
+	mu     sync.RWMutex
+	groups map[string]*GroupSummary
+}
+
+// GroupSummary is a group as ListGroups and lag reports show it.
+type GroupSummary struct {
+	Group        string
+	State        string
+	ProtocolType string
+	Members      int
+	Offsets      map[group.TopicPartition]group.Offset
+}
+
+func (x *groupIndex) publish(g *group.Group) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if !g.Exists() {
+		delete(x.groups, g.ID)
+		return
+	}
+	x.groups[g.ID] = &GroupSummary{Group: g.ID, State: g.Describe().State.String(), ProtocolType: g.ProtocolType,
+		Members: len(g.Members), Offsets: g.CommittedOffsets(nil)}
+}
+
+func (x *groupIndex) list() []*GroupSummary {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make([]*GroupSummary, 0, len(x.groups))
+	for _, s := range x.groups {
+		out = append(out, s)
+	}
+	return out
+}
+
+func (x *groupIndex) get(id string) *GroupSummary {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.groups[id]
+}
+
+// Messages of the groups supervisor and group actors.
+type (
+	// groupRequest carries one command (a *group.Join, ... or a read) to the
+	// group's actor; the reply is the command's result.
+	groupRequest struct {
+		Group string
+		Cmd   any
+	}
+	// describeGroup and fetchOffsets are reads answered from the actor's
+	// state (a group.Description, a map of offsets).
+	describeGroup struct{}
+	fetchOffsets  struct{ Partitions []group.TopicPartition }
+	groupTick     struct{ gen uint64 }
+	groupsProbe   struct{} // answered once the supervisor has loaded every group
+)
+
+// groupsSupervisor is the parent of the group actors: at start it replays
+// every internal partition's journal once and spawns an actor for each group
+// found (their sessions must expire even if no client comes back); later it
+// spawns one on a group's first request. It routes requests by group id.
+type groupsSupervisor struct {
+	node     *Node
+	children map[string]*actor.PID
+}
+
+func groupsSupervisorProps(n *Node) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor { return &groupsSupervisor{node: n} },
+		actor.WithSupervisor(newBackoffStrategy(n.logger, &n.restarts)),
+		actor.WithReceiverMiddleware(n.cfg.ActorMiddleware...))
+}
+
+func (s *groupsSupervisor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		s.children = map[string]*actor.PID{}
+		for _, pid := range ctx.Children() { // after our own restart
+			s.children[strings.TrimPrefix(pid.Id, ctx.Self().Id+"/")] = pid
+		}
+		// One replay per internal partition rebuilds every group in it.
+		loaded := map[string]*group.Group{}
+		for p := int32(0); p < s.node.cfg.OffsetsPartitions; p++ {
+			err := s.node.store.Journal().Replay(offsetsJournal(p), 0, func(_ uint64, ev *fluxopb.JournalEvent) error {
+				ge := &fluxopb.GroupEvent{}
+				if err := unmarshalJournal(ev, ge); err != nil {
+					return err
+				}
+				g := loaded[ge.Group]
+				if g == nil {
+					g = s.node.newGroup(ge.Group)
+					loaded[ge.Group] = g
+				}
+				g.Replay(ge)
+				return nil
+			})
+			if err != nil {
+				panic(fmt.Errorf("groups: replay %s: %w", offsetsJournal(p), err))
+			}
+		}
+		now := s.node.cfg.Now()
+		for id, g := range loaded {
+			g.Recover(now)
+			s.node.groups.publish(g)
+			if g.Exists() && s.children[id] == nil {
+				s.spawn(ctx, id, g)
+			}
+		}
+	case *groupsProbe:
+		respond(ctx, ctx.Sender(), m)
+	case *groupRequest:
+		ctx.Forward(s.child(ctx, m.Group))
+	case *actor.Terminated:
+		for id, pid := range s.children {
+			if pid.Equal(m.Who) {
+				delete(s.children, id)
+			}
+		}
+	}
+}
+
+func (s *groupsSupervisor) child(ctx actor.Context, id string) *actor.PID {
+	if pid, ok := s.children[id]; ok {
+		return pid
+	}
+	return s.spawn(ctx, id, nil)
+}
+
+// spawn starts a group's actor, with its state when the supervisor already
+// rebuilt it (at start); otherwise the actor replays its journal.
+func (s *groupsSupervisor) spawn(ctx actor.Context, id string, initial *group.Group) *actor.PID {
+	n := s.node
+	first := initial // for the first start only: a restart must replay
+	props := actor.PropsFromProducer(func() actor.Actor {
+		a := &groupActor{node: n, id: id, initial: first}
+		first = nil
+		return a
+	},
+		actor.WithReceiverMiddleware(n.cfg.ActorMiddleware...))
+	pid, err := ctx.SpawnNamed(props, "group-"+id)
+	if err != nil {
+		panic(fmt.Errorf("groups: spawn %q: %w", id, err))
+	}
+	s.children[id] = pid
+	return pid
+}
+
+// groupActor is one group's coordinator: the group.Group state machine in a
+// protoactor shell. Each request is stepped; the step's events are appended
+// to the group's internal partition journal (synced) before any reply goes
+// out; a timer sends a tick at the state machine's next deadline.
+type groupActor struct {
+	node    *Node
+	id      string
+	initial *group.Group // the state rebuilt by the supervisor, for the first start only
+	journal string
+	g       *group.Group
+	nextReq uint64
+	waiting map[uint64]*actor.PID // requests whose answer a later step gives
+	timer   *timerHandle
+	tickGen uint64
+}
+
+type timerHandle struct{ stop func() bool }
+
+func (a *groupActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		a.recover()
+		a.schedule(ctx)
+	case *actor.Restarting, *actor.Stopping:
+		// Requests waiting on the old state will never be answered by it.
+		for req, pid := range a.waiting {
+			ctx.Send(pid, notCoordinator(req))
+		}
+		a.waiting = nil
+		if a.timer != nil {
+			a.timer.stop()
+		}
+	case *groupRequest:
+		a.request(ctx, m.Cmd)
+	case *groupTick:
+		if m.gen == a.tickGen {
+			a.step(ctx, group.Tick{})
+		}
+	}
+}
+
+// newGroup is an empty group with the node's settings.
+func (n *Node) newGroup(id string) *group.Group {
+	return group.New(id, group.Config{
+		MinSessionTimeout: n.cfg.GroupMinSessionTimeout, MaxSessionTimeout: n.cfg.GroupMaxSessionTimeout,
+		InitialRebalanceDelay: n.cfg.GroupInitialRebalanceDelay, NewMemberID: newMemberID,
+	})
+}
+
+// recover rebuilds the group from its internal partition's journal (or
+// takes the state the supervisor rebuilt at start).
+func (a *groupActor) recover() {
+	n := a.node
+	a.journal = offsetsJournal(OffsetsPartition(a.id, n.cfg.OffsetsPartitions))
+	a.waiting = map[uint64]*actor.PID{}
+	if a.initial != nil {
+		a.g, a.initial = a.initial, nil
+		return
+	}
+	a.g = n.newGroup(a.id)
+	err := n.store.Journal().Replay(a.journal, 0, func(_ uint64, ev *fluxopb.JournalEvent) error {
+		ge := &fluxopb.GroupEvent{}
+		if err := unmarshalJournal(ev, ge); err != nil {
+			return err
+		}
+		if ge.Group == a.id {
+			a.g.Replay(ge)
+		}
+		return nil
+	})
+	if err != nil {
+		panic(fmt.Errorf("group %q: replay: %w", a.id, err))
+	}
+	a.g.Recover(n.cfg.Now())
+	n.groups.publish(a.g)
+}
+
+func newMemberID(clientID string) string {
+	var b [16]byte
+	rand.Read(b[:])
+	u := hex.EncodeToString(b[:])
+	return fmt.Sprintf("%s-%s-%s-%s-%s-%s", clientID, u[0:8], u[8:12], u[12:16], u[16:20], u[20:32])
+}
+
+func (a *groupActor) request(ctx actor.Context, cmd any) {
+	switch c := cmd.(type) {
+	case *describeGroup:
+		respond(ctx, ctx.Sender(), a.g.Describe())
+		return
+	case *fetchOffsets:
+		respond(ctx, ctx.Sender(), a.g.CommittedOffsets(c.Partitions))
+		return
+	}
+	a.nextReq++
+	req := a.nextReq
+	if !setReq(cmd, req) {
+		respond(ctx, ctx.Sender(), fmt.Errorf("group: unknown request %T", cmd))
+		return
+	}
+	if s := ctx.Sender(); s != nil {
+		a.waiting[req] = s
+	}
+	a.step(ctx, cmd)
+}
+
+// step runs one command: persist its events, publish, reply, re-arm the timer.
+func (a *groupActor) step(ctx actor.Context, cmd any) {
+	out := a.g.Step(a.node.cfg.Now(), cmd)
+	if len(out.Events) > 0 {
+		evs := make([]proto.Message, len(out.Events))
+		for i, ev := range out.Events {
+			evs[i] = ev
+		}
+		if _, err := a.node.store.Journal().Append(a.journal, evs...); err != nil {
+			// The state already moved past what is durable: crash, so the
+			// restart rebuilds it from the journal and waiting requests are
+			// told to retry.
+			panic(fmt.Errorf("group %q: journal append: %w", a.id, err))
+		}
+	}
+	a.node.groups.publish(a.g)
+	for _, r := range out.Replies {
+		if pid, ok := a.waiting[r.Req]; ok {
+			ctx.Send(pid, r.Result)
+			delete(a.waiting, r.Req)
+		}
+	}
+	a.schedule(ctx)
+}
+
+// schedule arms one timer for the state machine's next deadline.
+func (a *groupActor) schedule(ctx actor.Context) {
+	if a.timer != nil {
+		a.timer.stop()
+		a.timer = nil
+	}
+	next := a.g.NextDeadline()
+	if next.IsZero() {
+		return
+	}
+	a.tickGen++
+	gen, self, system := a.tickGen, ctx.Self(), ctx.ActorSystem()
+	t := time.AfterFunc(next.Sub(a.node.cfg.Now()), func() { system.Root.Send(self, &groupTick{gen: gen}) })
+	a.timer = &timerHandle{stop: t.Stop}
+}
+
+// setReq stamps the actor's request token on a command.
+func setReq(cmd any, req uint64) bool {
+	switch c := cmd.(type) {
+	case *group.Join:
+		c.Req = req
+	case *group.Sync:
+		c.Req = req
+	case *group.Heartbeat:
+		c.Req = req
+	case *group.Leave:
+		c.Req = req
+	case *group.Commit:
+		c.Req = req
+	case *group.DeleteOffsets:
+		c.Req = req
+	case *group.DeleteGroup:
+		c.Req = req
+	default:
+		return false
+	}
+	return true
+}
+
+// notCoordinator is the answer to a request the coordinator dropped
+// (restarting or stopping): NOT_COORDINATOR makes clients find the
+// coordinator again and retry.
+func notCoordinator(uint64) error { return errGroupCoordinatorRestarting }
+
+var errGroupCoordinatorRestarting = fmt.Errorf("group coordinator restarting: %w", kerr.NotCoordinator)
+
+// unmarshalJournal decodes a journal entry's payload into msg, checking its
+// type.
+func unmarshalJournal(ev *fluxopb.JournalEvent, msg proto.Message) error {
+	if want := string(proto.MessageName(msg)); !strings.HasSuffix(ev.TypeUrl, "/"+want) {
+		return fmt.Errorf("journal entry %d is a %s, want %s", ev.Sequence, ev.TypeUrl, want)
+	}
+	return proto.Unmarshal(ev.Payload, msg)
+}

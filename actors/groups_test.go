@@ -1,0 +1,116 @@
+package actors_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/fluxo-broker/fluxo"
+	"github.com/fluxo-broker/fluxo/actors"
+	"github.com/fluxo-broker/fluxo/actors/group"
+	"github.com/fluxo-broker/fluxo/testkit"
+)
+
+func join(t *testing.T, ctx context.Context, n *actors.Node, g, member string) *group.JoinResult {
+	t.Helper()
+	res, err := n.JoinGroup(ctx, g, &group.Join{Version: 3, MemberID: member, ClientID: "c", ProtocolType: "consumer",
+		Protocols: []group.Protocol{{Name: "range"}}, SessionTimeout: 10 * time.Second, RebalanceTimeout: time.Second})
+	if err != nil || res.Err != nil {
+		t.Fatalf("join %s: %v %v", g, err, res)
+	}
+	return res
+}
+
+// A group's generation, assignment and committed offsets come back after a
+// restart from the internal partition's journal; the coordinator answers
+// across a crash of its actor with a retriable error and loses no commit.
+func TestGroupSurvivesRestartAndCrash(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	inj := &testkit.PanicInjector{}
+	b := testkit.StartBrokerAt(t, dir, fluxo.WithActorMiddleware(inj.Middleware))
+	if _, err := b.CreateTopic(ctx, "t", 2); err != nil {
+		t.Fatal(err)
+	}
+	n := b.Node()
+	jr := join(t, ctx, n, "g", "")
+	sr, err := n.SyncGroup(ctx, "g", &group.Sync{MemberID: jr.MemberID, Generation: jr.Generation, Assignments: map[string][]byte{jr.MemberID: []byte("all")}})
+	if err != nil || sr.Err != nil || string(sr.Assignment) != "all" {
+		t.Fatalf("sync: %v %+v", err, sr)
+	}
+	commit := func(off int64) error {
+		res, err := n.CommitOffsets(ctx, "g", &group.Commit{MemberID: jr.MemberID, Generation: jr.Generation,
+			Offsets: []group.CommitOffset{{TopicPartition: group.TopicPartition{Topic: "t", Partition: 1}, Offset: off, LeaderEpoch: -1}}})
+		if err != nil {
+			return err
+		}
+		return res.Errs[0]
+	}
+	if err := commit(7); err != nil {
+		t.Fatal(err)
+	}
+
+	// A panic in the group actor while it serves a commit.
+	inj.Arm("/group-g", 1, testkit.MessageOf[any]())
+	err = commit(8)
+	if err == nil || actors.GroupErrorCode(err) != kerr.NotCoordinator.Code {
+		t.Fatalf("commit into a panicking coordinator: %v, want NOT_COORDINATOR", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if err = commit(9); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("commit after the restart: %v", err)
+	}
+	if lags, ok := n.GroupLag("g"); !ok || len(lags) != 1 || lags[0].Committed != 9 || lags[0].Lag != 0 {
+		t.Fatalf("lag: %v %+v", ok, lags)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b = testkit.StartBrokerAt(t, dir)
+	n = b.Node()
+	offs, err := n.CommittedOffsets(ctx, "g", nil)
+	if err != nil || offs[group.TopicPartition{Topic: "t", Partition: 1}].Offset != 9 {
+		t.Fatalf("offsets after restart: %v %v", offs, err)
+	}
+	d, err := n.DescribeGroup(ctx, "g")
+	if err != nil || d.State != group.Stable || len(d.Members) != 1 || string(d.Members[0].Assignment) != "all" {
+		t.Fatalf("group after restart: %v %+v", err, d)
+	}
+	// The member carries on in its generation.
+	hb, err := n.Heartbeat(ctx, "g", &group.Heartbeat{MemberID: jr.MemberID, Generation: jr.Generation})
+	if err != nil || hb.Err != nil {
+		t.Fatalf("heartbeat after restart: %v %v", err, hb)
+	}
+	if gs := n.ListGroups(); len(gs) != 1 || gs[0].Group != "g" || gs[0].State != "Stable" {
+		t.Fatalf("list: %+v", gs)
+	}
+	// An unknown group is Dead, with no offsets and no error.
+	if d, err := n.DescribeGroup(ctx, "nope"); err != nil || d.State != group.Dead {
+		t.Fatalf("unknown group: %v %v", d.State, err)
+	}
+	if offs, err := n.CommittedOffsets(ctx, "nope", nil); err != nil || len(offs) != 0 {
+		t.Fatalf("unknown group offsets: %v %v", offs, err)
+	}
+}
+
+func TestOffsetsPartitionMatchesKafka(t *testing.T) {
+	// Values from Java: Math.abs("my-group".hashCode()) % 50 and friends.
+	for _, c := range []struct {
+		group string
+		want  int32
+	}{{"my-group", 12}, {"", 0}, {"g", 3}, {"console-consumer-12345", 6}, {"😀grp", 36}} {
+		if got := actors.OffsetsPartition(c.group, 50); got != c.want {
+			t.Errorf("%q: partition %d, want %d", c.group, got, c.want)
+		}
+	}
+}
