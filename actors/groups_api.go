@@ -146,3 +146,6 @@ func GroupErrorCode(err error) int16 {
 	}
 	return kerr.CoordinatorNotAvailable.Code
 }
+
+// ListGroupSummary returns one group's summary, or nil if it does not exist.
+func (n *Node) ListGroupSummary(groupID string) *GroupSummary { return n.groups.get(groupID) }
