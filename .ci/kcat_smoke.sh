@@ -40,4 +40,13 @@ for k in k0 k1 k2; do
   test "$(grep " $k=" "$work/all.txt" | cut -d' ' -f1 | sort -u | wc -l)" -eq 1
 done
 head -3 "$work/all.txt"
+
+echo "-- consumer group (kcat -G): read everything, commit on close"
+timeout 60 kcat -b "$broker" -G smokers smoke -X auto.offset.reset=earliest -c 330 -q -f '%p %o %s\n' > "$work/group1.txt"
+test "$(wc -l < "$work/group1.txt")" -eq 330
+test "$(sort -u "$work/group1.txt" | wc -l)" -eq 330
+echo "-- the same group resumes after its committed offsets"
+for i in $(seq 1 5); do echo "late$i"; done | kcat -b "$broker" -P -t smoke -p 0
+timeout 60 kcat -b "$broker" -G smokers smoke -X auto.offset.reset=earliest -c 5 -q -f '%s\n' > "$work/group2.txt"
+printf 'late%s\n' 1 2 3 4 5 | diff - "$work/group2.txt"
 echo "kcat smoke: ok"
