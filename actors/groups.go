@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -131,7 +132,9 @@ func (s *groupsSupervisor) Receive(ctx actor.Context) {
 		// One replay per internal partition rebuilds every group in it.
 		loaded := map[string]*group.Group{}
 		for p := int32(0); p < s.node.cfg.OffsetsPartitions; p++ {
-			err := s.node.store.Journal().Replay(offsetsJournal(p), 0, func(_ uint64, ev *fluxopb.JournalEvent) error {
+			var last uint64
+			events, inPartition := 0, map[string]*group.Group{}
+			err := s.node.store.Journal().Replay(offsetsJournal(p), 0, func(seq uint64, ev *fluxopb.JournalEvent) error {
 				ge := &fluxopb.GroupEvent{}
 				if err := unmarshalJournal(ev, ge); err != nil {
 					return err
@@ -142,10 +145,15 @@ func (s *groupsSupervisor) Receive(ctx actor.Context) {
 					loaded[ge.Group] = g
 				}
 				g.Replay(ge)
+				inPartition[ge.Group] = g
+				last, events = seq, events+1
 				return nil
 			})
 			if err != nil {
 				panic(fmt.Errorf("groups: replay %s: %w", offsetsJournal(p), err))
+			}
+			if events >= compactMinEvents && events > 2*len(inPartition) {
+				s.compact(p, last, inPartition)
 			}
 		}
 		now := s.node.cfg.Now()
@@ -167,6 +175,46 @@ func (s *groupsSupervisor) Receive(ctx actor.Context) {
 			}
 		}
 	}
+}
+
+// compactMinEvents is the journal length from which start-up compacts an
+// internal partition's journal.
+const compactMinEvents = 1000
+
+// compact replaces the journal of internal partition p, whose last event is
+// last, by one snapshot per live group: written in one batch, then the
+// events up to last deleted. A crash between the two leaves both, and
+// replaying the old events then the snapshots gives the same groups. It runs
+// at start, before any group actor appends to the journal. A failure only
+// leaves the journal long, so it is logged, not fatal.
+func (s *groupsSupervisor) compact(p int32, last uint64, groups map[string]*group.Group) {
+	j, name := s.node.store.Journal(), offsetsJournal(p)
+	var snaps []proto.Message
+	for _, id := range sortedGroupIDs(groups) {
+		if g := groups[id]; g.Exists() {
+			snaps = append(snaps, g.Snapshot())
+		}
+	}
+	if len(snaps) > 0 {
+		if _, err := j.Append(name, snaps...); err != nil {
+			s.node.logger.Warn("groups: compact journal", "journal", name, "err", err)
+			return
+		}
+	}
+	if err := j.DeleteUpTo(name, last); err != nil {
+		s.node.logger.Warn("groups: compact journal", "journal", name, "err", err)
+		return
+	}
+	s.node.logger.Info("groups: compacted journal", "journal", name, "events", last, "groups", len(snaps))
+}
+
+func sortedGroupIDs(m map[string]*group.Group) []string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
 }
 
 func (s *groupsSupervisor) child(ctx actor.Context, id string) *actor.PID {

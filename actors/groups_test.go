@@ -114,3 +114,49 @@ func TestOffsetsPartitionMatchesKafka(t *testing.T) {
 		}
 	}
 }
+
+// Start-up compacts a long journal into one snapshot per group, and the
+// groups come back the same from the snapshots.
+func TestGroupJournalCompaction(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	b := testkit.StartBrokerAt(t, dir)
+	if _, err := b.CreateTopic(ctx, "t", 1); err != nil {
+		t.Fatal(err)
+	}
+	n := b.Node()
+	tp := group.TopicPartition{Topic: "t", Partition: 0}
+	for i := 1; i <= 1100; i++ {
+		res, err := n.CommitOffsets(ctx, "busy", &group.Commit{Generation: -1, Offsets: []group.CommitOffset{{TopicPartition: tp, Offset: int64(i), LeaderEpoch: -1}}})
+		if err != nil || res.Errs[0] != nil {
+			t.Fatalf("commit %d: %v %v", i, err, res)
+		}
+	}
+	jr := join(t, ctx, n, "busy", "")
+	if _, err := n.SyncGroup(ctx, "busy", &group.Sync{MemberID: jr.MemberID, Generation: jr.Generation, Assignments: map[string][]byte{jr.MemberID: []byte("a")}}); err != nil {
+		t.Fatal(err)
+	}
+	before := n.JournalEvents("busy")
+	if before < 1100 {
+		t.Fatalf("journal holds %d events before compaction", before)
+	}
+	b.Close()
+
+	for round := 0; round < 2; round++ { // compacted, then replayed from the snapshots
+		b = testkit.StartBrokerAt(t, dir)
+		n = b.Node()
+		if got := n.JournalEvents("busy"); got > 5 {
+			t.Fatalf("round %d: journal holds %d events after start-up, want the snapshots only", round, got)
+		}
+		offs, err := n.CommittedOffsets(ctx, "busy", nil)
+		if err != nil || offs[tp].Offset != 1100 {
+			t.Fatalf("round %d: offsets %v %v", round, offs, err)
+		}
+		d, err := n.DescribeGroup(ctx, "busy")
+		if err != nil || d.State != group.Stable || len(d.Members) != 1 || string(d.Members[0].Assignment) != "a" {
+			t.Fatalf("round %d: group %+v %v", round, d, err)
+		}
+		b.Close()
+	}
+}

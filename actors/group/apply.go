@@ -72,7 +72,45 @@ func (g *Group) apply(ev *fluxopb.GroupEvent) {
 		}
 	case *fluxopb.GroupEvent_Deleted:
 		*g = *New(g.ID, g.cfg)
+	case *fluxopb.GroupEvent_Snapshot:
+		g.restore(e.Snapshot)
 	}
+}
+
+// Snapshot returns the group's durable state as one event (see restore).
+func (g *Group) Snapshot() *fluxopb.GroupEvent {
+	sn := &fluxopb.GroupSnapshot{Generation: g.Generation, ProtocolType: g.ProtocolType, Protocol: g.Protocol,
+		Leader: g.Leader, Assigned: g.assigned, Dirty: g.dirty}
+	for _, id := range g.order {
+		m := g.Members[id]
+		j := &fluxopb.GroupMemberJoined{MemberId: m.ID, InstanceId: m.InstanceID, ClientId: m.ClientID, ClientHost: m.ClientHost,
+			SessionTimeoutMs: int32(m.SessionTimeout.Milliseconds()), RebalanceTimeoutMs: int32(m.RebalanceTimeout.Milliseconds()),
+			ProtocolType: m.ProtocolType}
+		for _, p := range m.Protocols {
+			j.Protocols = append(j.Protocols, &fluxopb.GroupProtocol{Name: p.Name, Metadata: p.Metadata})
+		}
+		sn.Members = append(sn.Members, &fluxopb.GroupSnapshotMember{Joined: j, Assignment: m.Assignment})
+	}
+	for _, tp := range SortedPartitions(g.Offsets) {
+		o := g.Offsets[tp]
+		sn.Offsets = append(sn.Offsets, &fluxopb.GroupOffset{Topic: tp.Topic, Partition: tp.Partition, Offset: o.Offset,
+			LeaderEpoch: o.LeaderEpoch, Metadata: o.Metadata, CommitTimeMs: o.CommitTime})
+	}
+	return &fluxopb.GroupEvent{Group: g.ID, Event: &fluxopb.GroupEvent_Snapshot{Snapshot: sn}}
+}
+
+// restore resets the durable state to a snapshot.
+func (g *Group) restore(sn *fluxopb.GroupSnapshot) {
+	*g = *New(g.ID, g.cfg)
+	for _, sm := range sn.Members {
+		g.apply(&fluxopb.GroupEvent{Event: &fluxopb.GroupEvent_MemberJoined{MemberJoined: sm.Joined}})
+		g.Members[sm.Joined.MemberId].Assignment = sm.Assignment
+	}
+	for _, o := range sn.Offsets {
+		g.Offsets[TopicPartition{o.Topic, o.Partition}] = Offset{Offset: o.Offset, LeaderEpoch: o.LeaderEpoch, Metadata: o.Metadata, CommitTime: o.CommitTimeMs}
+	}
+	g.Generation, g.ProtocolType, g.Protocol, g.Leader = sn.Generation, sn.ProtocolType, sn.Protocol, sn.Leader
+	g.assigned, g.dirty = sn.Assigned, sn.Dirty
 }
 
 // drop removes a member from the maps (no event: apply's helper).

@@ -848,6 +848,7 @@ type GroupEvent struct {
 	//	*GroupEvent_OffsetsCommitted
 	//	*GroupEvent_OffsetsDeleted
 	//	*GroupEvent_Deleted
+	//	*GroupEvent_Snapshot
 	Event         isGroupEvent_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -967,6 +968,15 @@ func (x *GroupEvent) GetDeleted() *GroupDeleted {
 	return nil
 }
 
+func (x *GroupEvent) GetSnapshot() *GroupSnapshot {
+	if x != nil {
+		if x, ok := x.Event.(*GroupEvent_Snapshot); ok {
+			return x.Snapshot
+		}
+	}
+	return nil
+}
+
 type isGroupEvent_Event interface {
 	isGroupEvent_Event()
 }
@@ -999,6 +1009,10 @@ type GroupEvent_Deleted struct {
 	Deleted *GroupDeleted `protobuf:"bytes,9,opt,name=deleted,proto3,oneof"`
 }
 
+type GroupEvent_Snapshot struct {
+	Snapshot *GroupSnapshot `protobuf:"bytes,10,opt,name=snapshot,proto3,oneof"`
+}
+
 func (*GroupEvent_MemberJoined) isGroupEvent_Event() {}
 
 func (*GroupEvent_MemberLeft) isGroupEvent_Event() {}
@@ -1013,6 +1027,163 @@ func (*GroupEvent_OffsetsDeleted) isGroupEvent_Event() {}
 
 func (*GroupEvent_Deleted) isGroupEvent_Event() {}
 
+func (*GroupEvent_Snapshot) isGroupEvent_Event() {}
+
+// GroupSnapshot is a group's whole durable state. Written when a journal is
+// compacted: replaying it resets the group to that state, so the events
+// before it can be deleted.
+type GroupSnapshot struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Generation    int32                  `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
+	ProtocolType  string                 `protobuf:"bytes,2,opt,name=protocol_type,json=protocolType,proto3" json:"protocol_type,omitempty"`
+	Protocol      string                 `protobuf:"bytes,3,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Leader        string                 `protobuf:"bytes,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	Assigned      bool                   `protobuf:"varint,5,opt,name=assigned,proto3" json:"assigned,omitempty"` // the generation has its leader's assignment
+	Dirty         bool                   `protobuf:"varint,6,opt,name=dirty,proto3" json:"dirty,omitempty"`       // membership changed since the generation started
+	Members       []*GroupSnapshotMember `protobuf:"bytes,7,rep,name=members,proto3" json:"members,omitempty"`    // in join order
+	Offsets       []*GroupOffset         `protobuf:"bytes,8,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupSnapshot) Reset() {
+	*x = GroupSnapshot{}
+	mi := &file_fluxo_v1_events_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupSnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupSnapshot) ProtoMessage() {}
+
+func (x *GroupSnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_fluxo_v1_events_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupSnapshot.ProtoReflect.Descriptor instead.
+func (*GroupSnapshot) Descriptor() ([]byte, []int) {
+	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GroupSnapshot) GetGeneration() int32 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *GroupSnapshot) GetProtocolType() string {
+	if x != nil {
+		return x.ProtocolType
+	}
+	return ""
+}
+
+func (x *GroupSnapshot) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *GroupSnapshot) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
+func (x *GroupSnapshot) GetAssigned() bool {
+	if x != nil {
+		return x.Assigned
+	}
+	return false
+}
+
+func (x *GroupSnapshot) GetDirty() bool {
+	if x != nil {
+		return x.Dirty
+	}
+	return false
+}
+
+func (x *GroupSnapshot) GetMembers() []*GroupSnapshotMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *GroupSnapshot) GetOffsets() []*GroupOffset {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+type GroupSnapshotMember struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Joined        *GroupMemberJoined     `protobuf:"bytes,1,opt,name=joined,proto3" json:"joined,omitempty"`
+	Assignment    []byte                 `protobuf:"bytes,2,opt,name=assignment,proto3" json:"assignment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupSnapshotMember) Reset() {
+	*x = GroupSnapshotMember{}
+	mi := &file_fluxo_v1_events_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupSnapshotMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupSnapshotMember) ProtoMessage() {}
+
+func (x *GroupSnapshotMember) ProtoReflect() protoreflect.Message {
+	mi := &file_fluxo_v1_events_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupSnapshotMember.ProtoReflect.Descriptor instead.
+func (*GroupSnapshotMember) Descriptor() ([]byte, []int) {
+	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GroupSnapshotMember) GetJoined() *GroupMemberJoined {
+	if x != nil {
+		return x.Joined
+	}
+	return nil
+}
+
+func (x *GroupSnapshotMember) GetAssignment() []byte {
+	if x != nil {
+		return x.Assignment
+	}
+	return nil
+}
+
 // GroupProtocol is one (name, metadata) a member supports, in its order of
 // preference.
 type GroupProtocol struct {
@@ -1025,7 +1196,7 @@ type GroupProtocol struct {
 
 func (x *GroupProtocol) Reset() {
 	*x = GroupProtocol{}
-	mi := &file_fluxo_v1_events_proto_msgTypes[12]
+	mi := &file_fluxo_v1_events_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1037,7 +1208,7 @@ func (x *GroupProtocol) String() string {
 func (*GroupProtocol) ProtoMessage() {}
 
 func (x *GroupProtocol) ProtoReflect() protoreflect.Message {
-	mi := &file_fluxo_v1_events_proto_msgTypes[12]
+	mi := &file_fluxo_v1_events_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1050,7 +1221,7 @@ func (x *GroupProtocol) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupProtocol.ProtoReflect.Descriptor instead.
 func (*GroupProtocol) Descriptor() ([]byte, []int) {
-	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{12}
+	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GroupProtocol) GetName() string {
@@ -1086,7 +1257,7 @@ type GroupMemberJoined struct {
 
 func (x *GroupMemberJoined) Reset() {
 	*x = GroupMemberJoined{}
-	mi := &file_fluxo_v1_events_proto_msgTypes[13]
+	mi := &file_fluxo_v1_events_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1098,7 +1269,7 @@ func (x *GroupMemberJoined) String() string {
 func (*GroupMemberJoined) ProtoMessage() {}
 
 func (x *GroupMemberJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_fluxo_v1_events_proto_msgTypes[13]
+	mi := &file_fluxo_v1_events_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1111,7 +1282,7 @@ func (x *GroupMemberJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMemberJoined.ProtoReflect.Descriptor instead.
 func (*GroupMemberJoined) Descriptor() ([]byte, []int) {
-	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{13}
+	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GroupMemberJoined) GetMemberId() string {
@@ -1188,7 +1359,7 @@ type GroupMemberLeft struct {
 
 func (x *GroupMemberLeft) Reset() {
 	*x = GroupMemberLeft{}
-	mi := &file_fluxo_v1_events_proto_msgTypes[14]
+	mi := &file_fluxo_v1_events_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1200,7 +1371,7 @@ func (x *GroupMemberLeft) String() string {
 func (*GroupMemberLeft) ProtoMessage() {}
 
 func (x *GroupMemberLeft) ProtoReflect() protoreflect.Message {
-	mi := &file_fluxo_v1_events_proto_msgTypes[14]
+	mi := &file_fluxo_v1_events_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1213,7 +1384,7 @@ func (x *GroupMemberLeft) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMemberLeft.ProtoReflect.Descriptor instead.
 func (*GroupMemberLeft) Descriptor() ([]byte, []int) {
-	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{14}
+	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GroupMemberLeft) GetMemberId() string {
@@ -1245,7 +1416,7 @@ type GroupRebalanced struct {
 
 func (x *GroupRebalanced) Reset() {
 	*x = GroupRebalanced{}
-	mi := &file_fluxo_v1_events_proto_msgTypes[15]
+	mi := &file_fluxo_v1_events_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1257,7 +1428,7 @@ func (x *GroupRebalanced) String() string {
 func (*GroupRebalanced) ProtoMessage() {}
 
 func (x *GroupRebalanced) ProtoReflect() protoreflect.Message {
-	mi := &file_fluxo_v1_events_proto_msgTypes[15]
+	mi := &file_fluxo_v1_events_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1270,7 +1441,7 @@ func (x *GroupRebalanced) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupRebalanced.ProtoReflect.Descriptor instead.
 func (*GroupRebalanced) Descriptor() ([]byte, []int) {
-	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{15}
+	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GroupRebalanced) GetGeneration() int32 {
@@ -1319,7 +1490,7 @@ type GroupAssigned struct {
 
 func (x *GroupAssigned) Reset() {
 	*x = GroupAssigned{}
-	mi := &file_fluxo_v1_events_proto_msgTypes[16]
+	mi := &file_fluxo_v1_events_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1331,7 +1502,7 @@ func (x *GroupAssigned) String() string {
 func (*GroupAssigned) ProtoMessage() {}
 
 func (x *GroupAssigned) ProtoReflect() protoreflect.Message {
-	mi := &file_fluxo_v1_events_proto_msgTypes[16]
+	mi := &file_fluxo_v1_events_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1344,7 +1515,7 @@ func (x *GroupAssigned) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupAssigned.ProtoReflect.Descriptor instead.
 func (*GroupAssigned) Descriptor() ([]byte, []int) {
-	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{16}
+	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GroupAssigned) GetGeneration() int32 {
@@ -1376,7 +1547,7 @@ type GroupOffset struct {
 
 func (x *GroupOffset) Reset() {
 	*x = GroupOffset{}
-	mi := &file_fluxo_v1_events_proto_msgTypes[17]
+	mi := &file_fluxo_v1_events_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1388,7 +1559,7 @@ func (x *GroupOffset) String() string {
 func (*GroupOffset) ProtoMessage() {}
 
 func (x *GroupOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_fluxo_v1_events_proto_msgTypes[17]
+	mi := &file_fluxo_v1_events_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1401,7 +1572,7 @@ func (x *GroupOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupOffset.ProtoReflect.Descriptor instead.
 func (*GroupOffset) Descriptor() ([]byte, []int) {
-	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{17}
+	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GroupOffset) GetTopic() string {
@@ -1457,7 +1628,7 @@ type GroupOffsetsCommitted struct {
 
 func (x *GroupOffsetsCommitted) Reset() {
 	*x = GroupOffsetsCommitted{}
-	mi := &file_fluxo_v1_events_proto_msgTypes[18]
+	mi := &file_fluxo_v1_events_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1469,7 +1640,7 @@ func (x *GroupOffsetsCommitted) String() string {
 func (*GroupOffsetsCommitted) ProtoMessage() {}
 
 func (x *GroupOffsetsCommitted) ProtoReflect() protoreflect.Message {
-	mi := &file_fluxo_v1_events_proto_msgTypes[18]
+	mi := &file_fluxo_v1_events_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1482,7 +1653,7 @@ func (x *GroupOffsetsCommitted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupOffsetsCommitted.ProtoReflect.Descriptor instead.
 func (*GroupOffsetsCommitted) Descriptor() ([]byte, []int) {
-	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{18}
+	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GroupOffsetsCommitted) GetOffsets() []*GroupOffset {
@@ -1516,7 +1687,7 @@ type GroupOffsetPartition struct {
 
 func (x *GroupOffsetPartition) Reset() {
 	*x = GroupOffsetPartition{}
-	mi := &file_fluxo_v1_events_proto_msgTypes[19]
+	mi := &file_fluxo_v1_events_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1528,7 +1699,7 @@ func (x *GroupOffsetPartition) String() string {
 func (*GroupOffsetPartition) ProtoMessage() {}
 
 func (x *GroupOffsetPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_fluxo_v1_events_proto_msgTypes[19]
+	mi := &file_fluxo_v1_events_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1541,7 +1712,7 @@ func (x *GroupOffsetPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupOffsetPartition.ProtoReflect.Descriptor instead.
 func (*GroupOffsetPartition) Descriptor() ([]byte, []int) {
-	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{19}
+	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GroupOffsetPartition) GetTopic() string {
@@ -1567,7 +1738,7 @@ type GroupOffsetsDeleted struct {
 
 func (x *GroupOffsetsDeleted) Reset() {
 	*x = GroupOffsetsDeleted{}
-	mi := &file_fluxo_v1_events_proto_msgTypes[20]
+	mi := &file_fluxo_v1_events_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1579,7 +1750,7 @@ func (x *GroupOffsetsDeleted) String() string {
 func (*GroupOffsetsDeleted) ProtoMessage() {}
 
 func (x *GroupOffsetsDeleted) ProtoReflect() protoreflect.Message {
-	mi := &file_fluxo_v1_events_proto_msgTypes[20]
+	mi := &file_fluxo_v1_events_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1592,7 +1763,7 @@ func (x *GroupOffsetsDeleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupOffsetsDeleted.ProtoReflect.Descriptor instead.
 func (*GroupOffsetsDeleted) Descriptor() ([]byte, []int) {
-	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{20}
+	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GroupOffsetsDeleted) GetPartitions() []*GroupOffsetPartition {
@@ -1610,7 +1781,7 @@ type GroupDeleted struct {
 
 func (x *GroupDeleted) Reset() {
 	*x = GroupDeleted{}
-	mi := &file_fluxo_v1_events_proto_msgTypes[21]
+	mi := &file_fluxo_v1_events_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1622,7 +1793,7 @@ func (x *GroupDeleted) String() string {
 func (*GroupDeleted) ProtoMessage() {}
 
 func (x *GroupDeleted) ProtoReflect() protoreflect.Message {
-	mi := &file_fluxo_v1_events_proto_msgTypes[21]
+	mi := &file_fluxo_v1_events_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1635,7 +1806,7 @@ func (x *GroupDeleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupDeleted.ProtoReflect.Descriptor instead.
 func (*GroupDeleted) Descriptor() ([]byte, []int) {
-	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{21}
+	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{23}
 }
 
 var File_fluxo_v1_events_proto protoreflect.FileDescriptor
@@ -1716,7 +1887,7 @@ const file_fluxo_v1_events_proto_rawDesc = "" +
 	"partitions\x12-\n" +
 	"\x06config\x18\x04 \x01(\v2\x15.fluxo.v1.TopicConfigR\x06config\x12&\n" +
 	"\x0fcreated_unix_ms\x18\x05 \x01(\x03R\rcreatedUnixMs\x12-\n" +
-	"\x12replication_factor\x18\x06 \x01(\x05R\x11replicationFactor\"\x88\x04\n" +
+	"\x12replication_factor\x18\x06 \x01(\x05R\x11replicationFactor\"\xbf\x04\n" +
 	"\n" +
 	"GroupEvent\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x17\n" +
@@ -1730,8 +1901,26 @@ const file_fluxo_v1_events_proto_rawDesc = "" +
 	"\bassigned\x18\x06 \x01(\v2\x17.fluxo.v1.GroupAssignedH\x00R\bassigned\x12N\n" +
 	"\x11offsets_committed\x18\a \x01(\v2\x1f.fluxo.v1.GroupOffsetsCommittedH\x00R\x10offsetsCommitted\x12H\n" +
 	"\x0foffsets_deleted\x18\b \x01(\v2\x1d.fluxo.v1.GroupOffsetsDeletedH\x00R\x0eoffsetsDeleted\x122\n" +
-	"\adeleted\x18\t \x01(\v2\x16.fluxo.v1.GroupDeletedH\x00R\adeletedB\a\n" +
-	"\x05event\"?\n" +
+	"\adeleted\x18\t \x01(\v2\x16.fluxo.v1.GroupDeletedH\x00R\adeleted\x125\n" +
+	"\bsnapshot\x18\n" +
+	" \x01(\v2\x17.fluxo.v1.GroupSnapshotH\x00R\bsnapshotB\a\n" +
+	"\x05event\"\xa4\x02\n" +
+	"\rGroupSnapshot\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x01 \x01(\x05R\n" +
+	"generation\x12#\n" +
+	"\rprotocol_type\x18\x02 \x01(\tR\fprotocolType\x12\x1a\n" +
+	"\bprotocol\x18\x03 \x01(\tR\bprotocol\x12\x16\n" +
+	"\x06leader\x18\x04 \x01(\tR\x06leader\x12\x1a\n" +
+	"\bassigned\x18\x05 \x01(\bR\bassigned\x12\x14\n" +
+	"\x05dirty\x18\x06 \x01(\bR\x05dirty\x127\n" +
+	"\amembers\x18\a \x03(\v2\x1d.fluxo.v1.GroupSnapshotMemberR\amembers\x12/\n" +
+	"\aoffsets\x18\b \x03(\v2\x15.fluxo.v1.GroupOffsetR\aoffsets\"j\n" +
+	"\x13GroupSnapshotMember\x123\n" +
+	"\x06joined\x18\x01 \x01(\v2\x1b.fluxo.v1.GroupMemberJoinedR\x06joined\x12\x1e\n" +
+	"\n" +
+	"assignment\x18\x02 \x01(\fR\n" +
+	"assignment\"?\n" +
 	"\rGroupProtocol\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bmetadata\x18\x02 \x01(\fR\bmetadata\"\xe7\x02\n" +
@@ -1800,7 +1989,7 @@ func file_fluxo_v1_events_proto_rawDescGZIP() []byte {
 	return file_fluxo_v1_events_proto_rawDescData
 }
 
-var file_fluxo_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_fluxo_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_fluxo_v1_events_proto_goTypes = []any{
 	(*BatchAppended)(nil),         // 0: fluxo.v1.BatchAppended
 	(*EpochStarted)(nil),          // 1: fluxo.v1.EpochStarted
@@ -1814,39 +2003,45 @@ var file_fluxo_v1_events_proto_goTypes = []any{
 	(*TopicConfig)(nil),           // 9: fluxo.v1.TopicConfig
 	(*TopicMetadata)(nil),         // 10: fluxo.v1.TopicMetadata
 	(*GroupEvent)(nil),            // 11: fluxo.v1.GroupEvent
-	(*GroupProtocol)(nil),         // 12: fluxo.v1.GroupProtocol
-	(*GroupMemberJoined)(nil),     // 13: fluxo.v1.GroupMemberJoined
-	(*GroupMemberLeft)(nil),       // 14: fluxo.v1.GroupMemberLeft
-	(*GroupRebalanced)(nil),       // 15: fluxo.v1.GroupRebalanced
-	(*GroupAssigned)(nil),         // 16: fluxo.v1.GroupAssigned
-	(*GroupOffset)(nil),           // 17: fluxo.v1.GroupOffset
-	(*GroupOffsetsCommitted)(nil), // 18: fluxo.v1.GroupOffsetsCommitted
-	(*GroupOffsetPartition)(nil),  // 19: fluxo.v1.GroupOffsetPartition
-	(*GroupOffsetsDeleted)(nil),   // 20: fluxo.v1.GroupOffsetsDeleted
-	(*GroupDeleted)(nil),          // 21: fluxo.v1.GroupDeleted
-	nil,                           // 22: fluxo.v1.GroupAssigned.AssignmentsEntry
+	(*GroupSnapshot)(nil),         // 12: fluxo.v1.GroupSnapshot
+	(*GroupSnapshotMember)(nil),   // 13: fluxo.v1.GroupSnapshotMember
+	(*GroupProtocol)(nil),         // 14: fluxo.v1.GroupProtocol
+	(*GroupMemberJoined)(nil),     // 15: fluxo.v1.GroupMemberJoined
+	(*GroupMemberLeft)(nil),       // 16: fluxo.v1.GroupMemberLeft
+	(*GroupRebalanced)(nil),       // 17: fluxo.v1.GroupRebalanced
+	(*GroupAssigned)(nil),         // 18: fluxo.v1.GroupAssigned
+	(*GroupOffset)(nil),           // 19: fluxo.v1.GroupOffset
+	(*GroupOffsetsCommitted)(nil), // 20: fluxo.v1.GroupOffsetsCommitted
+	(*GroupOffsetPartition)(nil),  // 21: fluxo.v1.GroupOffsetPartition
+	(*GroupOffsetsDeleted)(nil),   // 22: fluxo.v1.GroupOffsetsDeleted
+	(*GroupDeleted)(nil),          // 23: fluxo.v1.GroupDeleted
+	nil,                           // 24: fluxo.v1.GroupAssigned.AssignmentsEntry
 }
 var file_fluxo_v1_events_proto_depIdxs = []int32{
 	4,  // 0: fluxo.v1.ProducerState.batches:type_name -> fluxo.v1.SequenceEntry
 	1,  // 1: fluxo.v1.PartitionCheckpoint.epochs:type_name -> fluxo.v1.EpochStarted
 	5,  // 2: fluxo.v1.PartitionCheckpoint.producers:type_name -> fluxo.v1.ProducerState
 	9,  // 3: fluxo.v1.TopicMetadata.config:type_name -> fluxo.v1.TopicConfig
-	13, // 4: fluxo.v1.GroupEvent.member_joined:type_name -> fluxo.v1.GroupMemberJoined
-	14, // 5: fluxo.v1.GroupEvent.member_left:type_name -> fluxo.v1.GroupMemberLeft
-	15, // 6: fluxo.v1.GroupEvent.rebalanced:type_name -> fluxo.v1.GroupRebalanced
-	16, // 7: fluxo.v1.GroupEvent.assigned:type_name -> fluxo.v1.GroupAssigned
-	18, // 8: fluxo.v1.GroupEvent.offsets_committed:type_name -> fluxo.v1.GroupOffsetsCommitted
-	20, // 9: fluxo.v1.GroupEvent.offsets_deleted:type_name -> fluxo.v1.GroupOffsetsDeleted
-	21, // 10: fluxo.v1.GroupEvent.deleted:type_name -> fluxo.v1.GroupDeleted
-	12, // 11: fluxo.v1.GroupMemberJoined.protocols:type_name -> fluxo.v1.GroupProtocol
-	22, // 12: fluxo.v1.GroupAssigned.assignments:type_name -> fluxo.v1.GroupAssigned.AssignmentsEntry
-	17, // 13: fluxo.v1.GroupOffsetsCommitted.offsets:type_name -> fluxo.v1.GroupOffset
-	19, // 14: fluxo.v1.GroupOffsetsDeleted.partitions:type_name -> fluxo.v1.GroupOffsetPartition
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	15, // 4: fluxo.v1.GroupEvent.member_joined:type_name -> fluxo.v1.GroupMemberJoined
+	16, // 5: fluxo.v1.GroupEvent.member_left:type_name -> fluxo.v1.GroupMemberLeft
+	17, // 6: fluxo.v1.GroupEvent.rebalanced:type_name -> fluxo.v1.GroupRebalanced
+	18, // 7: fluxo.v1.GroupEvent.assigned:type_name -> fluxo.v1.GroupAssigned
+	20, // 8: fluxo.v1.GroupEvent.offsets_committed:type_name -> fluxo.v1.GroupOffsetsCommitted
+	22, // 9: fluxo.v1.GroupEvent.offsets_deleted:type_name -> fluxo.v1.GroupOffsetsDeleted
+	23, // 10: fluxo.v1.GroupEvent.deleted:type_name -> fluxo.v1.GroupDeleted
+	12, // 11: fluxo.v1.GroupEvent.snapshot:type_name -> fluxo.v1.GroupSnapshot
+	13, // 12: fluxo.v1.GroupSnapshot.members:type_name -> fluxo.v1.GroupSnapshotMember
+	19, // 13: fluxo.v1.GroupSnapshot.offsets:type_name -> fluxo.v1.GroupOffset
+	15, // 14: fluxo.v1.GroupSnapshotMember.joined:type_name -> fluxo.v1.GroupMemberJoined
+	14, // 15: fluxo.v1.GroupMemberJoined.protocols:type_name -> fluxo.v1.GroupProtocol
+	24, // 16: fluxo.v1.GroupAssigned.assignments:type_name -> fluxo.v1.GroupAssigned.AssignmentsEntry
+	19, // 17: fluxo.v1.GroupOffsetsCommitted.offsets:type_name -> fluxo.v1.GroupOffset
+	21, // 18: fluxo.v1.GroupOffsetsDeleted.partitions:type_name -> fluxo.v1.GroupOffsetPartition
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_fluxo_v1_events_proto_init() }
@@ -1863,6 +2058,7 @@ func file_fluxo_v1_events_proto_init() {
 		(*GroupEvent_OffsetsCommitted)(nil),
 		(*GroupEvent_OffsetsDeleted)(nil),
 		(*GroupEvent_Deleted)(nil),
+		(*GroupEvent_Snapshot)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1870,7 +2066,7 @@ func file_fluxo_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fluxo_v1_events_proto_rawDesc), len(file_fluxo_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
