@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -126,9 +127,6 @@ func (s *groupsSupervisor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		s.children = map[string]*actor.PID{}
-		for _, pid := range ctx.Children() { // after our own restart
-			s.children[strings.TrimPrefix(pid.Id, ctx.Self().Id+"/")] = pid
-		}
 		// One replay per internal partition rebuilds every group in it.
 		loaded := map[string]*group.Group{}
 		for p := int32(0); p < s.node.cfg.OffsetsPartitions; p++ {
@@ -235,7 +233,8 @@ func (s *groupsSupervisor) spawn(ctx actor.Context, id string, initial *group.Gr
 		return a
 	},
 		actor.WithReceiverMiddleware(n.cfg.ActorMiddleware...))
-	pid, err := ctx.SpawnNamed(props, "group-"+id)
+	// Group ids may hold any character; actor names are paths.
+	pid, err := ctx.SpawnNamed(props, "group-"+url.PathEscape(id))
 	if err != nil {
 		panic(fmt.Errorf("groups: spawn %q: %w", id, err))
 	}

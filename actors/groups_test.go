@@ -160,3 +160,27 @@ func TestGroupJournalCompaction(t *testing.T) {
 		b.Close()
 	}
 }
+
+// Group ids are free text: slashes and spaces must not confuse actor names.
+func TestGroupIDsWithPathCharacters(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b := testkit.StartBroker(t)
+	if _, err := b.CreateTopic(ctx, "t", 1); err != nil {
+		t.Fatal(err)
+	}
+	n := b.Node()
+	tp := group.TopicPartition{Topic: "t", Partition: 0}
+	for i, id := range []string{"a/b", "a", "a b/../c", "%2F"} {
+		res, err := n.CommitOffsets(ctx, id, &group.Commit{Generation: -1, Offsets: []group.CommitOffset{{TopicPartition: tp, Offset: int64(i), LeaderEpoch: -1}}})
+		if err != nil || res.Errs[0] != nil {
+			t.Fatalf("commit for %q: %v %v", id, err, res)
+		}
+	}
+	for i, id := range []string{"a/b", "a", "a b/../c", "%2F"} {
+		offs, err := n.CommittedOffsets(ctx, id, nil)
+		if err != nil || offs[tp].Offset != int64(i) {
+			t.Fatalf("group %q: %v %v", id, offs, err)
+		}
+	}
+}
