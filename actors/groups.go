@@ -405,6 +405,8 @@ func setReq(cmd any, req uint64) bool {
 		c.Req = req
 	case *group.DeleteGroup:
 		c.Req = req
+	case *group.ForgetTopic:
+		c.Req = req
 	default:
 		return false
 	}

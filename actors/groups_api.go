@@ -149,3 +149,24 @@ func GroupErrorCode(err error) int16 {
 
 // ListGroupSummary returns one group's summary, or nil if it does not exist.
 func (n *Node) ListGroupSummary(groupID string) *GroupSummary { return n.groups.get(groupID) }
+
+// forgetTopicOffsets drops a deleted topic's committed offsets from every
+// group, as Kafka does; a failure is logged (the offsets then linger, with
+// no partition to lag against).
+func (n *Node) forgetTopicOffsets(ctx context.Context, topic string) {
+	for _, s := range n.groups.list() {
+		has := false
+		for tp := range s.Offsets {
+			if tp.Topic == topic {
+				has = true
+				break
+			}
+		}
+		if !has {
+			continue
+		}
+		if _, err := n.groupCall(ctx, s.Group, &group.ForgetTopic{Topic: topic}, n.cfg.RequestTimeout); err != nil {
+			n.logger.Warn("forget a deleted topic's offsets", "group", s.Group, "topic", topic, "err", err)
+		}
+	}
+}

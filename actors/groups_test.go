@@ -10,6 +10,7 @@ import (
 	"github.com/fluxo-broker/fluxo"
 	"github.com/fluxo-broker/fluxo/actors"
 	"github.com/fluxo-broker/fluxo/actors/group"
+	"github.com/fluxo-broker/fluxo/proto/fluxopb"
 	"github.com/fluxo-broker/fluxo/testkit"
 )
 
@@ -182,5 +183,37 @@ func TestGroupIDsWithPathCharacters(t *testing.T) {
 		if err != nil || offs[tp].Offset != int64(i) {
 			t.Fatalf("group %q: %v %v", id, offs, err)
 		}
+	}
+}
+
+// Deleting a topic drops the groups' committed offsets for it; a delete by
+// topic id names the incarnation it means.
+func TestDeleteTopicForgetsOffsetsAndChecksID(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b := testkit.StartBroker(t)
+	n := b.Node()
+	for _, topic := range []string{"gone", "kept"} {
+		if _, err := b.CreateTopic(ctx, topic, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cm := &group.Commit{Generation: -1, Offsets: []group.CommitOffset{
+		{TopicPartition: group.TopicPartition{Topic: "gone", Partition: 0}, Offset: 1, LeaderEpoch: -1},
+		{TopicPartition: group.TopicPartition{Topic: "kept", Partition: 0}, Offset: 2, LeaderEpoch: -1}}}
+	if res, err := n.CommitOffsets(ctx, "g", cm); err != nil || res.Errs[0] != nil {
+		t.Fatalf("commit: %v %v", err, res)
+	}
+	res, err := n.DeleteTopic(ctx, &fluxopb.DeleteTopicRequest{Name: "gone", Id: []byte("0123456789abcdef")})
+	if err != nil || res.ErrorCode != int32(kerr.UnknownTopicID.Code) || n.Topic("gone") == nil {
+		t.Fatalf("delete with a stale id: %v %+v (topic still there: %v)", err, res, n.Topic("gone") != nil)
+	}
+	res, err = n.DeleteTopic(ctx, &fluxopb.DeleteTopicRequest{Name: "gone", Id: n.Topic("gone").Id})
+	if err != nil || res.ErrorCode != 0 {
+		t.Fatalf("delete: %v %+v", err, res)
+	}
+	offs, err := n.CommittedOffsets(ctx, "g", nil)
+	if err != nil || len(offs) != 1 || offs[group.TopicPartition{Topic: "kept", Partition: 0}].Offset != 2 {
+		t.Fatalf("offsets after deleting a topic: %v %v", offs, err)
 	}
 }

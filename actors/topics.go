@@ -199,6 +199,10 @@ func (n *Node) DeleteTopic(ctx context.Context, req *fluxopb.DeleteTopicRequest)
 	n.topicMu.Lock()
 	defer n.topicMu.Unlock()
 	t := n.cachedTopic(req.Name)
+	if len(req.Id) > 0 && (t == nil || string(t.Id) != string(req.Id)) {
+		res.ErrorCode, res.ErrorMessage = topicErr(kerr.UnknownTopicID, "no topic has id %x", req.Id)
+		return res, nil
+	}
 	if err := n.cfg.Metadata.DeleteTopic(ctx, req.Name); err != nil {
 		if errors.Is(err, cluster.ErrTopicNotFound) {
 			res.ErrorCode, res.ErrorMessage = topicErr(kerr.UnknownTopicOrPartition, "topic %q does not exist", req.Name)
@@ -221,6 +225,7 @@ func (n *Node) DeleteTopic(ctx context.Context, req *fluxopb.DeleteTopicRequest)
 			return nil, fmt.Errorf("delete topic %q: %w", req.Name, err)
 		}
 	}
+	n.forgetTopicOffsets(ctx, req.Name)
 	return res, nil
 }
 

@@ -51,14 +51,14 @@ func (s *Server) deleteTopic(ctx context.Context, rt kmsg.DeleteTopicsRequestTop
 		st.ErrorCode, st.ErrorMessage = codeMsg(kerr.InvalidRequest, "give either a topic name or a topic id")
 		return
 	}
-	name := ""
+	name, id := "", []byte(nil)
 	if byID {
 		t := s.node.TopicByID(rt.TopicID)
 		if t == nil {
 			st.ErrorCode, st.ErrorMessage = codeMsg(kerr.UnknownTopicID, "no topic has id %x", rt.TopicID)
 			return
 		}
-		name = t.Name
+		name, id = t.Name, rt.TopicID[:]
 		st.Topic = &name
 	} else {
 		name = *rt.Topic
@@ -70,7 +70,7 @@ func (s *Server) deleteTopic(ctx context.Context, rt kmsg.DeleteTopicsRequestTop
 			copy(st.TopicID[:], t.Id)
 		}
 	}
-	res, err := s.node.DeleteTopic(ctx, &fluxopb.DeleteTopicRequest{Name: name})
+	res, err := s.node.DeleteTopic(ctx, &fluxopb.DeleteTopicRequest{Name: name, Id: id})
 	if err != nil {
 		st.ErrorCode, st.ErrorMessage = s.topicErrCode(ctx, "delete topic", err)
 		return

@@ -450,3 +450,23 @@ func (s *step) deleteGroup(c *DeleteGroup) {
 		s.reply(c.Req, &DeleteGroupResult{})
 	}
 }
+
+// ForgetTopic drops every committed offset of a deleted topic; it is
+// answered with a *DeleteOffsetsResult.
+type ForgetTopic struct {
+	Req   uint64
+	Topic string
+}
+
+func (s *step) forgetTopic(c *ForgetTopic) {
+	ev := &fluxopb.GroupOffsetsDeleted{}
+	for _, tp := range SortedPartitions(s.g.Offsets) {
+		if tp.Topic == c.Topic {
+			ev.Partitions = append(ev.Partitions, &fluxopb.GroupOffsetPartition{Topic: tp.Topic, Partition: tp.Partition})
+		}
+	}
+	if len(ev.Partitions) > 0 {
+		s.emit(&fluxopb.GroupEvent{Event: &fluxopb.GroupEvent_OffsetsDeleted{OffsetsDeleted: ev}})
+	}
+	s.reply(c.Req, &DeleteOffsetsResult{})
+}

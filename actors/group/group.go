@@ -199,6 +199,8 @@ func (g *Group) Step(now time.Time, cmd any) Output {
 		s.deleteOffsets(c)
 	case *DeleteGroup:
 		s.deleteGroup(c)
+	case *ForgetTopic:
+		s.forgetTopic(c)
 	case Tick:
 		s.tick()
 	default:

@@ -599,8 +599,11 @@ func (x *CreateTopicResponse) GetTopic() *TopicMetadata {
 }
 
 type DeleteTopicRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// id, when set, must be the topic's current id (a delete by topic id must
+	// not remove a topic re-created under the same name): else UNKNOWN_TOPIC_ID.
+	Id            []byte `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -640,6 +643,13 @@ func (x *DeleteTopicRequest) GetName() string {
 		return x.Name
 	}
 	return ""
+}
+
+func (x *DeleteTopicRequest) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
 }
 
 type DeleteTopicResponse struct {
@@ -1259,9 +1269,10 @@ const file_fluxo_v1_api_proto_rawDesc = "" +
 	"\n" +
 	"error_code\x18\x01 \x01(\x05R\terrorCode\x12#\n" +
 	"\rerror_message\x18\x02 \x01(\tR\ferrorMessage\x12-\n" +
-	"\x05topic\x18\x03 \x01(\v2\x17.fluxo.v1.TopicMetadataR\x05topic\"(\n" +
+	"\x05topic\x18\x03 \x01(\v2\x17.fluxo.v1.TopicMetadataR\x05topic\"8\n" +
 	"\x12DeleteTopicRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"Y\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\fR\x02id\"Y\n" +
 	"\x13DeleteTopicResponse\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x01 \x01(\x05R\terrorCode\x12#\n" +
