@@ -212,3 +212,19 @@ func (l localRequester) request(ctx context.Context, msg any) (any, error) {
 	}
 	return res, err
 }
+
+// PartitionLag is a consumer group's lag on one partition: its committed
+// offset against the partition's high watermark.
+type PartitionLag = actors.PartitionLag
+
+// GroupSummary is a consumer group as ListGroups shows it: id, state,
+// protocol type, member count and committed offsets.
+type GroupSummary = actors.GroupSummary
+
+// GroupLag returns a consumer group's lag on every partition it has
+// committed an offset for, sorted by topic and partition; ok is false when
+// the group does not exist.
+func (b *Broker) GroupLag(group string) (lags []PartitionLag, ok bool) { return b.node.GroupLag(group) }
+
+// ListGroups returns the consumer groups of this broker, sorted by id.
+func (b *Broker) ListGroups() []*GroupSummary { return b.node.ListGroups() }

@@ -3,11 +3,14 @@ package fluxo_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
+	"log/slog"
 	"os"
 	"time"
 
 	"github.com/fluxo-broker/fluxo"
+	"github.com/fluxo-broker/fluxo/actors/group"
 )
 
 // A broker embedded in a Go program: create a topic, produce, fetch.
@@ -77,4 +80,29 @@ func ExampleDial() {
 	}
 	fmt.Println(string(res.Records[0].Value), res.HighWatermark)
 	// Output: hello over remote 1
+}
+
+// A consumer group's lag, from the Go API: here a simple commit through
+// Kafka's OffsetCommit would do the same; the Node API commits directly.
+func ExampleBroker_GroupLag() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "fluxo-example-*")
+	defer os.RemoveAll(dir)
+	b, err := fluxo.Start(ctx, fluxo.WithDataDir(dir), fluxo.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer b.Close()
+	b.CreateTopic(ctx, "orders", 1)
+	for i := 0; i < 10; i++ {
+		b.Produce(ctx, "orders", 0, fluxo.Record{Value: []byte("order")})
+	}
+	b.Node().CommitOffsets(ctx, "billing", &group.Commit{Generation: -1,
+		Offsets: []group.CommitOffset{{TopicPartition: group.TopicPartition{Topic: "orders", Partition: 0}, Offset: 4, LeaderEpoch: -1}}})
+	lags, _ := b.GroupLag("billing")
+	for _, l := range lags {
+		fmt.Printf("%s/%d committed %d of %d: lag %d\n", l.Topic, l.Partition, l.Committed, l.HighWatermark, l.Lag)
+	}
+	// Output: orders/0 committed 4 of 10: lag 6
 }
