@@ -35,6 +35,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stderr)
+	case "topic":
+		return clientCommand(args, os.Stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "fluxo", version)
 		return 0
