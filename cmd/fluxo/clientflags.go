@@ -59,6 +59,10 @@ func clientCommand(args []string, in io.Reader, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "topic":
 		err = c.sub("topic", args[1:], topicCommands)
+	case "produce":
+		err = c.produce(args[1:])
+	case "consume":
+		err = c.consume(args[1:])
 	}
 	return c.exit(err)
 }
