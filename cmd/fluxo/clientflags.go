@@ -59,6 +59,8 @@ func clientCommand(args []string, in io.Reader, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "topic":
 		err = c.sub("topic", args[1:], topicCommands)
+	case "group":
+		err = c.sub("group", args[1:], groupCommands)
 	case "produce":
 		err = c.produce(args[1:])
 	case "consume":

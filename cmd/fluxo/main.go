@@ -35,7 +35,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stderr)
-	case "topic", "produce", "consume":
+	case "topic", "produce", "consume", "group":
 		return clientCommand(args, os.Stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "fluxo", version)
