@@ -61,6 +61,8 @@ func clientCommand(args []string, in io.Reader, stdout, stderr io.Writer) int {
 		err = c.sub("topic", args[1:], topicCommands)
 	case "group":
 		err = c.sub("group", args[1:], groupCommands)
+	case "cluster":
+		err = c.sub("cluster", args[1:], clusterCommands)
 	case "produce":
 		err = c.produce(args[1:])
 	case "consume":

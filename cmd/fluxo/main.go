@@ -35,7 +35,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stderr)
-	case "topic", "produce", "consume", "group":
+	case "topic", "produce", "consume", "group", "cluster":
 		return clientCommand(args, os.Stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "fluxo", version)
