@@ -1,5 +1,6 @@
-// Command fluxo runs a Fluxo broker (`fluxo serve`) and, in later releases,
-// the client subcommands.
+// Command fluxo runs a Fluxo broker (`fluxo serve`) and the client
+// subcommands (topic, produce, consume, group, cluster), which speak the
+// Kafka protocol.
 package main
 
 import (
@@ -22,6 +23,18 @@ const usage = `fluxo: a Kafka-compatible streaming broker
 Usage:
   fluxo serve [flags]     run a broker (fluxo serve -h for flags)
   fluxo version           print the version
+
+Client commands (they speak the Kafka protocol, so they work against any
+Kafka too):
+  fluxo topic create|list|describe|delete|alter-config|add-partitions
+  fluxo produce TOPIC     one record per line of stdin or --file
+  fluxo consume TOPIC     print records; -n N, --group G, --offset, --format
+  fluxo group list|describe|delete|seek
+  fluxo cluster info      brokers, controller, partitions and replicas
+
+Every client command takes --brokers host:port[,...] (default 127.0.0.1:9092,
+or $FLUXO_BROKERS) and --timeout; list, describe and info take --format json.
+Run 'fluxo COMMAND -h' for details. Exit codes: 0 ok, 1 failed, 2 bad usage.
 `
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -35,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stderr)
+	case "topic", "produce", "consume", "group", "cluster":
+		return clientCommand(args, os.Stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "fluxo", version)
 		return 0
