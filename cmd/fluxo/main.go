@@ -34,7 +34,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "serve":
-		return serve(args[1:], stderr)
+		return serve(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "fluxo", version)
 		return 0
