@@ -14,6 +14,7 @@ import (
 	"github.com/fluxo-broker/fluxo/actors"
 	"github.com/fluxo-broker/fluxo/cluster"
 	"github.com/fluxo-broker/fluxo/gateway"
+	"github.com/fluxo-broker/fluxo/metrics"
 	"github.com/fluxo-broker/fluxo/persistence"
 	"github.com/fluxo-broker/fluxo/proto/fluxopb"
 )
@@ -23,7 +24,9 @@ type Broker struct {
 	ops
 	node    *actors.Node
 	meta    *cluster.Store
-	gateway *gateway.Server // nil without WithKafkaListen
+	gateway *gateway.Server  // nil without WithKafkaListen
+	metrics *metrics.Metrics // nil without WithMetricsListen
+	mserver *metrics.Server  // nil without a metrics listener
 }
 
 var _ Conn = (*Broker)(nil)
@@ -32,8 +35,10 @@ var _ Conn = (*Broker)(nil)
 type Option func(*startConfig)
 
 type startConfig struct {
-	node    actors.Config
-	gateway *gateway.Config // nil: no Kafka listener
+	node          actors.Config
+	gateway       *gateway.Config // nil: no Kafka listener
+	metrics       bool
+	metricsListen string
 }
 
 // WithKafkaListen serves the Kafka wire protocol on addr (host:port; port 0
@@ -57,6 +62,15 @@ func WithGatewayConfig(fn func(*gateway.Config)) Option {
 		}
 		fn(c.gateway)
 	}
+}
+
+// WithMetricsListen collects Prometheus metrics (Broker.Metrics) and serves
+// /metrics, /healthz and /readyz on addr (host:port; port 0 picks one). The
+// listener opens first, so /healthz answers and /readyz says 503 while the
+// broker loads. An empty addr collects without listening: serve
+// Broker.Metrics().Handler() yourself.
+func WithMetricsListen(addr string) Option {
+	return func(c *startConfig) { c.metrics, c.metricsListen = true, addr }
 }
 
 // WithDataDir sets the data directory (default "./data").
@@ -111,8 +125,27 @@ func Start(ctx context.Context, opts ...Option) (*Broker, error) {
 	if c.node.DataDir == "" {
 		return nil, errors.New("fluxo: data directory is empty")
 	}
+	var (
+		ms   *metrics.Metrics
+		msrv *metrics.Server
+		err  error
+	)
+	if c.metrics {
+		ms = metrics.New()
+		if c.metricsListen != "" {
+			if msrv, err = metrics.Listen(c.metricsListen, ms.Handler()); err != nil {
+				return nil, fmt.Errorf("fluxo: %w", err)
+			}
+		}
+	}
+	closeMetrics := func() {
+		if msrv != nil {
+			_ = msrv.Close()
+		}
+	}
 	meta, err := cluster.Open(ctx, cluster.Options{DataDir: filepath.Join(c.node.DataDir, "meta"), Logger: c.node.Logger})
 	if err != nil {
+		closeMetrics()
 		return nil, fmt.Errorf("fluxo: coordination store: %w", err)
 	}
 	c.node.Metadata = meta
@@ -122,19 +155,29 @@ func Start(ctx context.Context, opts ...Option) (*Broker, error) {
 	node, err := actors.Start(ctx, c.node)
 	if err != nil {
 		_ = meta.Close()
+		closeMetrics()
 		return nil, fmt.Errorf("fluxo: %w", err)
 	}
-	b := &Broker{node: node, meta: meta}
+	b := &Broker{node: node, meta: meta, metrics: ms, mserver: msrv}
 	b.ops = ops{r: localRequester{node}}
+	if ms != nil {
+		ms.SetNode(node)
+	}
 	if c.gateway != nil {
 		gc := *c.gateway
 		if gc.Logger == nil {
 			gc.Logger = c.node.Logger
 		}
+		if gc.Observer == nil && ms != nil {
+			gc.Observer = ms
+		}
 		if b.gateway, err = gateway.Start(node, gc); err != nil {
 			_ = b.Close()
 			return nil, fmt.Errorf("fluxo: %w", err)
 		}
+	}
+	if ms != nil {
+		ms.SetReady(true) // partitions and groups are loaded: actors.Start waited for them
 	}
 	return b, nil
 }
@@ -143,11 +186,31 @@ func Start(ctx context.Context, opts ...Option) (*Broker, error) {
 // requests are answered), then storage is synced and closed.
 func (b *Broker) Close() error {
 	var errs []error
+	if b.metrics != nil {
+		b.metrics.SetReady(false)
+	}
 	if b.gateway != nil {
 		errs = append(errs, b.gateway.Close())
 	}
 	errs = append(errs, b.node.Stop(), b.meta.Close())
+	if b.metrics != nil {
+		b.metrics.SetNode(nil)
+	}
+	if b.mserver != nil {
+		errs = append(errs, b.mserver.Close())
+	}
 	return errors.Join(errs...)
+}
+
+// Metrics is the broker's metrics (nil without WithMetricsListen).
+func (b *Broker) Metrics() *metrics.Metrics { return b.metrics }
+
+// MetricsAddr is the bound address of the metrics listener ("" without one).
+func (b *Broker) MetricsAddr() string {
+	if b.mserver == nil {
+		return ""
+	}
+	return b.mserver.Addr()
 }
 
 // KafkaAddr is the bound address of the Kafka listener ("" without one).

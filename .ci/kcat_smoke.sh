@@ -12,7 +12,9 @@ trap cleanup EXIT
 go build -o "$work/fluxo" ./cmd/fluxo
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 broker="127.0.0.1:$port"
-"$work/fluxo" serve --data-dir "$work/data" --listen "$broker" --remote-listen "" --default-partitions 3 2> "$work/serve.log" &
+mport="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+metrics="127.0.0.1:$mport"
+"$work/fluxo" serve --data-dir "$work/data" --listen "$broker" --remote-listen "" --metrics-listen "$metrics" --default-partitions 3 2> "$work/serve.log" &
 pid=$!
 for _ in $(seq 1 100); do
   grep -q "fluxo broker started" "$work/serve.log" && break
@@ -47,6 +49,12 @@ test "$(wc -l < "$work/group1.txt")" -eq 330
 test "$(sort -u "$work/group1.txt" | wc -l)" -eq 330
 echo "-- the same group resumes after its committed offsets"
 for i in $(seq 1 5); do echo "late$i"; done | kcat -b "$broker" -P -t smoke -p 0
+echo "-- metrics: the group lags by the 5 late lines; traffic counted"
+curl -fsS "http://$metrics/readyz"
+curl -fsS "http://$metrics/metrics" > "$work/metrics.txt"
+grep -E '^fluxo_(consumer_group_lag|topic_(records|bytes)_(in|out)_total)' "$work/metrics.txt"
+grep -qx 'fluxo_consumer_group_lag_sum{group="smokers"} 5' "$work/metrics.txt"
+grep -qx 'fluxo_topic_records_in_total{topic="smoke"} 335' "$work/metrics.txt"
 timeout 60 kcat -b "$broker" -G smokers smoke -X auto.offset.reset=earliest -c 5 -q -f '%s\n' > "$work/group2.txt"
 printf 'late%s\n' 1 2 3 4 5 | diff - "$work/group2.txt"
 echo "kcat smoke: ok"

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/fluxo-broker/fluxo"
+	"github.com/fluxo-broker/fluxo/actors"
 	"github.com/fluxo-broker/fluxo/proto/fluxopb"
 	"github.com/fluxo-broker/fluxo/testkit"
 )
@@ -113,6 +114,12 @@ func TestActorCrashes(t *testing.T) {
 	}
 	if b.Node().Restarts() < int64(len(cases)) {
 		t.Fatalf("restarts %d, want at least %d", b.Node().Restarts(), len(cases))
+	}
+	kinds := b.Node().RestartsByKind()
+	for kind, want := range map[string]int64{actors.RestartBroker: 2, actors.RestartPartition: 1, actors.RestartPartitionsSupervisor: 1} {
+		if kinds[kind] < want {
+			t.Fatalf("%s restarts %d, want at least %d (all: %v)", kind, kinds[kind], want, kinds)
+		}
 	}
 	// Records written before, between and after the crashes are all there, in
 	// order. The injected panics fire before the actor sees the message, so

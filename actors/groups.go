@@ -361,6 +361,12 @@ func (a *groupActor) step(ctx actor.Context, cmd any) {
 			// told to retry.
 			panic(fmt.Errorf("group %q: journal append: %w", a.id, err))
 		}
+		for _, ev := range out.Events {
+			if r := ev.GetRebalanced(); r != nil {
+				a.node.logger.Info("group rebalanced", "group", a.id, "generation", r.Generation,
+					"members", len(r.Members), "protocol", r.Protocol, "leader", r.Leader)
+			}
+		}
 	}
 	a.node.groups.publish(a.g)
 	for _, r := range out.Replies {

@@ -14,11 +14,11 @@ import (
 	"net"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/fluxo-broker/fluxo/internal/recordbatch"
@@ -43,7 +43,7 @@ type Node struct {
 	partitionsPID *actor.PID
 	groupsPID     *actor.PID
 	groups        groupIndex
-	restarts      atomic.Int64
+	restarts      restartCounts
 	topicMu       sync.Mutex // serialises topic create/delete/alter
 	topicsMu      sync.RWMutex
 	topics        map[string]*fluxopb.TopicMetadata
@@ -244,7 +244,17 @@ func (n *Node) RemoteAddress() string {
 func (n *Node) BrokerPID() *actor.PID { return n.brokerPID }
 
 // Restarts counts actor restarts since start, across all supervisors.
-func (n *Node) Restarts() int64 { return n.restarts.Load() }
+func (n *Node) Restarts() int64 { return n.restarts.total() }
+
+// RestartsByKind counts actor restarts since start by the kind of actor
+// restarted (RestartBroker, RestartPartition, ...); every kind is present.
+func (n *Node) RestartsByKind() map[string]int64 {
+	out := make(map[string]int64, len(restartKinds))
+	for i, k := range restartKinds {
+		out[k] = n.restarts[i].Load()
+	}
+	return out
+}
 
 // PartitionPID is the partition's actor, or nil if this node does not host it.
 func (n *Node) PartitionPID(topic string, partition int32) *actor.PID {
@@ -348,6 +358,7 @@ func (n *Node) Fetch(ctx context.Context, req *fluxopb.FetchRequest) (*fluxopb.F
 		maxBytes = 1 << 20
 	}
 	res, err := h.view.fetch(ctx, req.Offset, maxBytes, int(req.MinBytes), time.Duration(req.MaxWaitMs)*time.Millisecond)
+	countOut(h.view, res.records)
 	out := &fluxopb.FetchResponse{HighWatermark: res.hw, LogStartOffset: res.logStart, Records: res.records}
 	switch {
 	case err == nil:
@@ -545,3 +556,73 @@ func (n *Node) TopicByID(id [16]byte) *fluxopb.TopicMetadata {
 
 // DefaultPartitions is the partition count of topics created without one.
 func (n *Node) DefaultPartitions() int32 { return n.cfg.DefaultPartitions }
+
+// PartitionStats is one hosted partition's published state and traffic
+// counters (since the partition was opened on this node), for metrics.
+type PartitionStats struct {
+	Topic     string
+	Partition int32
+	PartitionState
+	BytesIn, RecordsIn   int64 // batches appended
+	BytesOut, RecordsOut int64 // batches sent to consumers (CountFetched)
+	SizeBytes            int64 // segment bytes on disk; 0 while the partition is restarting
+}
+
+// PartitionStats reports every hosted partition, sorted by topic and
+// partition, without a round trip to the partition actors.
+func (n *Node) PartitionStats() []PartitionStats {
+	hs := n.registry.all()
+	out := make([]PartitionStats, len(hs))
+	for i, h := range hs {
+		v := h.view
+		out[i] = PartitionStats{
+			Topic: h.id.Topic, Partition: h.id.Partition,
+			PartitionState: PartitionState{
+				HighWatermark:  v.hw.Load(),
+				LogStartOffset: v.logStart.Load(),
+				LogEndOffset:   v.logEnd.Load(),
+				LeaderEpoch:    v.leaderEpoch.Load(),
+			},
+			BytesIn: v.bytesIn.Load(), RecordsIn: v.recordsIn.Load(),
+			BytesOut: v.bytesOut.Load(), RecordsOut: v.recordsOut.Load(),
+		}
+		if log, err := v.currentLog(); err == nil {
+			out[i].SizeBytes = log.Size()
+		}
+	}
+	return out
+}
+
+// CountFetched adds records, whole batches sent to a consumer from the
+// partition, to its bytes-out and records-out counters. It walks the batch
+// headers only.
+func (n *Node) CountFetched(topic string, partition int32, records []byte) {
+	if len(records) == 0 {
+		return
+	}
+	if h := n.registry.get(persistence.PartitionID{Topic: topic, Partition: partition}); h != nil {
+		countOut(h.view, records)
+	}
+}
+
+func countOut(v *partitionView, records []byte) {
+	var count int64
+	for p := 0; p+recordbatch.HeaderSize <= len(records); {
+		h, err := recordbatch.ParseHeader(records[p:])
+		if err != nil || h.Size() <= 0 {
+			break
+		}
+		count += int64(h.RecordCount)
+		p += h.Size()
+	}
+	v.bytesOut.Add(int64(len(records)))
+	v.recordsOut.Add(count)
+}
+
+// StorageMetrics returns the Pebble metrics of the node's store (disk usage,
+// compactions, WAL), or nil once the node is stopped.
+func (n *Node) StorageMetrics() *pebble.Metrics { return n.store.Metrics() }
+
+// SegmentSyncs counts the segment fdatasyncs (group-commit rounds per
+// segment) since the node started.
+func (n *Node) SegmentSyncs() int64 { return n.store.SegmentSyncs() }

@@ -125,6 +125,8 @@ func (a *partitionActor) produce(ctx actor.Context, req *fluxopb.ProduceRequest)
 		}
 		_ = ev
 		a.core.applyAppended(d.append)
+		a.view.bytesIn.Add(int64(d.append.event.Size))
+		a.view.recordsIn.Add(int64(d.append.event.RecordCount))
 		a.view.logEnd.Store(a.core.logEnd())
 		inc, self, sys, upTo := a.incarnation, ctx.Self(), ctx.ActorSystem(), a.core.logEnd()
 		a.log.Sync(func(err error) {

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
-	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -148,7 +147,7 @@ func partitionActorName(id persistence.PartitionID) string {
 	return fmt.Sprintf("%s-%d", id.Topic, id.Partition)
 }
 
-func supervisorProps(node *Node, restarts *atomic.Int64, logger *slog.Logger) *actor.Props {
+func supervisorProps(node *Node, restarts *restartCounts, logger *slog.Logger) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor { return &partitionsSupervisor{node: node} },
 		actor.WithSupervisor(newBackoffStrategy(logger, restarts)),
 		actor.WithReceiverMiddleware(node.cfg.ActorMiddleware...))

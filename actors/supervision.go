@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -21,10 +22,62 @@ import (
 type backoffStrategy struct {
 	initial, max, window time.Duration
 	logger               *slog.Logger
-	restarts             *atomic.Int64 // counts restarts, for tests and metrics
+	restarts             *restartCounts // counts restarts, for tests and metrics
 }
 
-func newBackoffStrategy(logger *slog.Logger, restarts *atomic.Int64) *backoffStrategy {
+// Restart kinds: which actor a supervisor restarted, for metrics and logs.
+const (
+	RestartBroker               = "broker"
+	RestartPartitionsSupervisor = "partitions_supervisor"
+	RestartGroupsSupervisor     = "groups_supervisor"
+	RestartPartition            = "partition"
+	RestartGroup                = "group"
+	RestartOther                = "other"
+)
+
+// restartKinds lists the kinds in a fixed order (index into restartCounts).
+var restartKinds = [...]string{RestartBroker, RestartPartitionsSupervisor, RestartGroupsSupervisor, RestartPartition, RestartGroup, RestartOther}
+
+// restartCounts counts restarts by kind since the node started.
+type restartCounts [len(restartKinds)]atomic.Int64
+
+func (r *restartCounts) add(kind string) {
+	for i, k := range restartKinds {
+		if k == kind {
+			r[i].Add(1)
+			return
+		}
+	}
+	r[len(r)-1].Add(1)
+}
+
+func (r *restartCounts) total() int64 {
+	var n int64
+	for i := range r {
+		n += r[i].Load()
+	}
+	return n
+}
+
+// restartKind names the kind of the actor with the given id from its place
+// in the actor tree (see docs/DESIGN.md).
+func restartKind(id string) string {
+	switch {
+	case id == BrokerActorName:
+		return RestartBroker
+	case id == BrokerActorName+"/partitions":
+		return RestartPartitionsSupervisor
+	case id == BrokerActorName+"/groups":
+		return RestartGroupsSupervisor
+	case strings.HasPrefix(id, BrokerActorName+"/partitions/"):
+		return RestartPartition
+	case strings.HasPrefix(id, BrokerActorName+"/groups/"):
+		return RestartGroup
+	}
+	return RestartOther
+}
+
+func newBackoffStrategy(logger *slog.Logger, restarts *restartCounts) *backoffStrategy {
 	return &backoffStrategy{initial: 10 * time.Millisecond, max: 5 * time.Second, window: 30 * time.Second, logger: logger, restarts: restarts}
 }
 
@@ -37,10 +90,11 @@ func (s *backoffStrategy) HandleFailure(system *actor.ActorSystem, supervisor ac
 	if delay > s.max || delay <= 0 {
 		delay = s.max
 	}
-	s.logger.Error("actor failed; restarting", "actor", child.Id, "reason", fmt.Sprint(reason), "failures", rs.FailureCount(), "backoff", delay)
+	kind := restartKind(child.Id)
+	s.logger.Error("actor failed; restarting", "actor", child.Id, "kind", kind, "reason", fmt.Sprint(reason), "failures", rs.FailureCount(), "backoff", delay)
 	answerFailedRequest(system, message)
 	if s.restarts != nil {
-		s.restarts.Add(1)
+		s.restarts.add(kind)
 	}
 	time.AfterFunc(delay, func() { supervisor.RestartChildren(child) })
 }

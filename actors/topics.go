@@ -158,6 +158,7 @@ func (n *Node) CreateTopic(ctx context.Context, req *fluxopb.CreateTopicRequest)
 		return nil, fmt.Errorf("create topic %q: %w", req.Name, err)
 	}
 	n.setTopic(t)
+	n.logger.Info("topic created", "topic", t.Name, "partitions", t.Partitions)
 	if err := n.startTopicPartitions(ctx, t); err != nil {
 		// The topic exists; its partitions start when the supervisor
 		// recovers. Kafka answers a creation still in progress the same way.
@@ -213,6 +214,7 @@ func (n *Node) DeleteTopic(ctx context.Context, req *fluxopb.DeleteTopicRequest)
 	n.topicsMu.Lock()
 	delete(n.topics, req.Name)
 	n.topicsMu.Unlock()
+	n.logger.Info("topic deleted", "topic", req.Name)
 	if t == nil {
 		return res, nil
 	}
@@ -372,6 +374,7 @@ func (n *Node) AddPartitions(ctx context.Context, topic string, newCount int32, 
 		return nil, n.topicUpdateErr("add partitions", topic, err)
 	}
 	n.setTopic(t)
+	n.logger.Info("partitions added", "topic", topic, "partitions", newCount)
 	if err := n.startTopicPartitions(ctx, t); err != nil {
 		n.logger.Warn("add partitions: partitions not started yet", "topic", topic, "err", err)
 		return t, newTopicError(kerr.RequestTimedOut, "topic %q now has %d partitions but they are not all serving yet: %v", topic, newCount, err)

@@ -27,6 +27,10 @@ type partitionView struct {
 	maxMessageBytes atomic.Int32
 	leaderEpoch     atomic.Int32
 
+	// Traffic since the partition was opened on this node, for metrics:
+	// batches appended (in) and sent to consumers (out).
+	bytesIn, recordsIn, bytesOut, recordsOut atomic.Int64
+
 	mu      sync.Mutex
 	changed chan struct{}
 }

@@ -123,6 +123,13 @@ func serveProduce(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Respons
 	for _, wait := range waits {
 		wait()
 	}
+	for i := range resp.Topics {
+		for j := range resp.Topics[i].Partitions {
+			if code := resp.Topics[i].Partitions[j].ErrorCode; code != 0 {
+				s.cfg.Observer.ErrorCode(0, code)
+			}
+		}
+	}
 	if req.Acks == 0 {
 		return nil, nil
 	}

@@ -70,9 +70,11 @@ func serveFetch(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Response,
 	switch {
 	case req.SessionID != 0:
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		c.server.cfg.Observer.ErrorCode(1, resp.ErrorCode)
 		return resp, nil
 	case req.SessionEpoch != 0 && req.SessionEpoch != -1:
 		resp.ErrorCode = kerr.InvalidFetchSessionEpoch.Code
+		c.server.cfg.Observer.ErrorCode(1, resp.ErrorCode)
 		return resp, nil
 	}
 
@@ -114,6 +116,7 @@ func serveFetch(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Response,
 		changed = changed[:0]
 		total, stop := fetchOnce(node, req, resp, targets, &changed)
 		if stop || total >= int(req.MinBytes) || len(targets) == 0 || !time.Now().Before(deadline) {
+			countFetch(c.server, resp)
 			return resp, nil
 		}
 		if !actors.WaitAny(ctx, deadline, changed) && ctx.Err() != nil {
@@ -182,6 +185,21 @@ func fetchOnce(node *actors.Node, req *kmsg.FetchRequest, resp *kmsg.FetchRespon
 		}
 	}
 	return total, stop
+}
+
+// countFetch adds an answer's records to their partitions' bytes-out and
+// records-out counters and counts its error codes.
+func countFetch(s *Server, resp *kmsg.FetchResponse) {
+	for i := range resp.Topics {
+		t := &resp.Topics[i]
+		for j := range t.Partitions {
+			p := &t.Partitions[j]
+			if p.ErrorCode != 0 {
+				s.cfg.Observer.ErrorCode(1, p.ErrorCode)
+			}
+			s.node.CountFetched(t.Topic, p.Partition, p.RecordBatches)
+		}
+	}
 }
 
 // maxReadAhead bounds the reads of one fetch running at once.

@@ -260,11 +260,13 @@ func (c *conn) dispatch(ctx actor.Context, body []byte, token *frameToken) {
 	}
 	go func() {
 		res := &result{seq: seq, corr: h.corr, key: h.key}
+		start := time.Now()
 		defer func() {
 			c.tokens.done(token)
 			if r := recover(); r != nil {
 				res.resp, res.err = nil, fmt.Errorf("handler %s panicked: %v", kmsg.NameForKey(h.key), r)
 			}
+			c.server.cfg.Observer.Request(h.key, time.Since(start))
 			root.Send(self, res)
 		}()
 		res.resp, res.err = api.serve(hctx, c, req)

@@ -52,6 +52,9 @@ type Config struct {
 	DisableAutoCreate bool
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
+	// Observer receives request counts, latencies and produce/fetch error
+	// codes. Default: none.
+	Observer Observer
 }
 
 // EnsureDefaults fills unset fields.
@@ -82,6 +85,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 }
 

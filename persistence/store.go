@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -32,6 +33,9 @@ type Store struct {
 	cmu     sync.Mutex
 	cclosed bool
 	syncs   sync.WaitGroup
+	// segmentSyncs counts segment fdatasyncs (one per group-commit round
+	// of a segment), for metrics.
+	segmentSyncs atomic.Int64
 }
 
 type pebbleLogger struct{ l *slog.Logger }
@@ -211,6 +215,20 @@ func (s *Store) Partitions() ([]PartitionID, error) {
 	}
 	return out, nil
 }
+
+// Metrics returns Pebble's metrics (disk usage, compactions, WAL), or nil
+// once the store is closed.
+func (s *Store) Metrics() *pebble.Metrics {
+	s.mu.Lock()
+	defer s.mu.Unlock() // Close marks closed under mu before closing Pebble
+	if s.closed {
+		return nil
+	}
+	return s.db.Metrics()
+}
+
+// SegmentSyncs counts the segment fdatasyncs since the store was opened.
+func (s *Store) SegmentSyncs() int64 { return s.segmentSyncs.Load() }
 
 // Journal returns the node's actor journal.
 func (s *Store) Journal() *Journal { return s.journal }

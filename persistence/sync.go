@@ -98,6 +98,7 @@ func (s *Store) syncLoop(l *partitionLog, sg *segment) {
 		}
 		sg.syncer.mu.Unlock()
 		err := sg.syncData()
+		s.segmentSyncs.Add(1)
 		if err != nil {
 			err = fmt.Errorf("persistence: sync %s: %w", sg.path, err)
 			l.fail(err)

@@ -47,7 +47,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "serve":
-		return serve(args[1:], stderr)
+		return serve(args[1:], stdout, stderr)
 	case "topic", "produce", "consume", "group", "cluster":
 		return clientCommand(args, os.Stdin, stdout, stderr)
 	case "version":

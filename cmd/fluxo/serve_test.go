@@ -35,6 +35,11 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(run(args, os.Stdout, os.Stderr))
 	}
+	// Brokers started by tests (in this process or as children) must not
+	// take the default metrics port: other test runs may hold it.
+	if _, ok := os.LookupEnv("FLUXO_METRICS_LISTEN"); !ok {
+		os.Setenv("FLUXO_METRICS_LISTEN", "127.0.0.1:0")
+	}
 	os.Exit(m.Run())
 }
 
