@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,23 +23,26 @@ const DefaultStartTimeout = 10 * time.Second
 
 // Options configure the embedded NATS server behind a Store.
 //
-// Only the single-node mode is implemented: one server, JetStream on, no
-// client port (the broker connects in-process) and no routes. ClusterListen
-// and Peers are reserved for the 3-node cluster (routes between the brokers'
-// embedded servers) and must be empty for now; Open rejects them with a
-// "not yet supported" error rather than silently running alone.
+// With no ClusterListen the server runs alone: JetStream on, no client port
+// (the broker connects in-process), no routes: the single-node default. With
+// ClusterListen (and the other brokers' route addresses in Peers) the
+// brokers' servers form one NATS cluster named ClusterName over routes, and
+// the metadata bucket is replicated min(3, brokers) ways.
 type Options struct {
 	// DataDir is the broker's data directory; JetStream stores its files
 	// under DataDir/nats. Required.
 	DataDir string
 	// NodeID identifies this broker; the server is named "fluxo-<NodeID>".
 	NodeID int
-	// ClusterListen is the host:port for NATS routes (cluster mode, not yet
-	// supported).
+	// ClusterListen is the host:port this server accepts NATS routes on.
+	// Empty: single node.
 	ClusterListen string
-	// Peers are the other brokers' route URLs (cluster mode, not yet
-	// supported).
+	// Peers are the other brokers' route addresses (host:port of their
+	// ClusterListen). A broker listed here that is not up yet is retried.
 	Peers []string
+	// ClusterName names the NATS cluster; every broker must use the same.
+	// Default "fluxo".
+	ClusterName string
 	// Logger receives the server's log lines (notice→Info, warn→Warn,
 	// error/fatal→Error, debug→Debug). nil: server logging is off.
 	Logger *slog.Logger
@@ -50,13 +55,36 @@ func (o Options) validate() error {
 	if o.DataDir == "" {
 		return errors.New("Options.DataDir is required")
 	}
-	if len(o.Peers) > 0 || o.ClusterListen != "" {
-		return errors.New("NATS cluster mode (ClusterListen/Peers) is not yet supported: only single-node")
+	if len(o.Peers) > 0 && o.ClusterListen == "" {
+		return errors.New("Options.Peers needs Options.ClusterListen (this broker's route address)")
+	}
+	for _, a := range append([]string{o.ClusterListen}, o.Peers...) {
+		if a == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" || port == "0" {
+			return fmt.Errorf("cluster address %q: want host:port with a fixed port", a)
+		}
 	}
 	if o.NodeID < 0 {
 		return fmt.Errorf("Options.NodeID %d is negative", o.NodeID)
 	}
 	return nil
+}
+
+func (o Options) clusterName() string {
+	if o.ClusterName == "" {
+		return "fluxo"
+	}
+	return o.ClusterName
+}
+
+// replicas is the metadata bucket's replication: 3 where 3 brokers exist.
+func (o Options) replicas() int {
+	if o.ClusterListen == "" {
+		return 1
+	}
+	return min(3, 1+len(o.Peers))
 }
 
 // natsDir is where JetStream keeps its store for a broker data dir.
@@ -83,7 +111,24 @@ func startServer(ctx context.Context, o Options) (*server.Server, *nats.Conn, er
 		DontListen: true,
 		NoSigs:     true,
 		NoLog:      true,
-		// Route, gateway, leafnode and monitoring ports stay unset (off).
+		// Gateway, leafnode and monitoring ports stay unset (off); routes
+		// only in cluster mode.
+	}
+	if o.ClusterListen != "" {
+		host, portStr, _ := net.SplitHostPort(o.ClusterListen)
+		port, _ := strconv.Atoi(portStr)
+		sopts.Cluster = server.ClusterOpts{Name: o.clusterName(), Host: host, Port: port}
+		// The server starts routing only after its client listener is up:
+		// open one, on loopback and a random port (the broker still talks
+		// to its server in-process).
+		sopts.DontListen = false
+		sopts.Host, sopts.Port = "127.0.0.1", server.RANDOM_PORT
+		// Our own address too, as NATS configurations list every server:
+		// JetStream sizes its meta group from the route count (a route to
+		// ourselves is detected and dropped).
+		for _, p := range append([]string{o.ClusterListen}, o.Peers...) {
+			sopts.Routes = append(sopts.Routes, &url.URL{Scheme: "nats-route", Host: p})
+		}
 	}
 	srv, err := server.NewServer(sopts)
 	if err != nil {

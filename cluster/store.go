@@ -66,13 +66,29 @@ func (s *Store) openBucket(ctx context.Context) error {
 		return err
 	}
 	s.js = js
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	cfg := jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "Fluxo cluster metadata (topics, producer ids)",
 		History:     bucketHistory,
 		Storage:     jetstream.FileStorage,
-		Replicas:    1, // 3 once the NATS cluster exists (3+ brokers)
-	})
+		Replicas:    s.opts.replicas(),
+	}
+	// In a cluster JetStream answers only once its meta group has a leader
+	// (a quorum of brokers is up): keep asking until ctx ends.
+	var kv jetstream.KeyValue
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second) // an attempt before the meta leader exists gets no answer
+		kv, err = js.CreateOrUpdateKeyValue(actx, cfg)
+		cancel()
+		if err == nil || s.opts.ClusterListen == "" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("bucket %s: waiting for the cluster (is a majority of brokers up?): %w (last: %v)", Bucket, ctx.Err(), err)
+		case <-time.After(wait):
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("bucket %s: %w", Bucket, err)
 	}
@@ -268,8 +284,8 @@ func (s *Store) delete(ctx context.Context, key string, rev uint64) error {
 const defaultOpTimeout = 5 * time.Second
 
 func withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return ctx, func() {}
-	}
+	// Always bounded, even under a longer deadline: in a cluster a request
+	// sent while a stream changes leader may get no answer at all, and the
+	// caller should get an error it can retry rather than wait it out.
 	return context.WithTimeout(ctx, defaultOpTimeout)
 }

@@ -121,9 +121,9 @@ func TestOpenOptionsValidation(t *testing.T) {
 	if _, err := Open(ctx, Options{}); err == nil || !strings.Contains(err.Error(), "DataDir") {
 		t.Errorf("empty DataDir: err = %v", err)
 	}
-	_, err := Open(ctx, Options{DataDir: t.TempDir(), Peers: []string{"nats-route://127.0.0.1:6222"}})
-	if err == nil || !strings.Contains(err.Error(), "not yet supported") {
-		t.Errorf("Peers: err = %v", err)
+	_, err := Open(ctx, Options{DataDir: t.TempDir(), Peers: []string{"127.0.0.1:6222"}})
+	if err == nil || !strings.Contains(err.Error(), "ClusterListen") {
+		t.Errorf("Peers without ClusterListen: err = %v", err)
 	}
 }
 
