@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/fluxo-broker/fluxo/actors/group"
@@ -24,7 +25,7 @@ func (n *Node) groupCall(ctx context.Context, groupID string, cmd any, timeout t
 	if timeout <= 0 {
 		return nil, fmt.Errorf("%w: no time left", ErrTimeout)
 	}
-	res, err := n.system.Root.RequestFuture(n.groupsPID, &groupRequest{Group: groupID, Cmd: cmd}, timeout).Result()
+	res, err := n.awaitGroup(n.system.Root.RequestFuture(n.groupsPID, &groupRequest{Group: groupID, Cmd: cmd}, timeout))
 	if err != nil {
 		return nil, fmt.Errorf("%w: group %q: %v", ErrTimeout, groupID, err)
 	}
@@ -32,6 +33,36 @@ func (n *Node) groupCall(ctx context.Context, groupID string, cmd any, timeout t
 		return nil, e
 	}
 	return res, nil
+}
+
+// awaitGroup waits for a group request's answer, or for the node to stop.
+// An actor is stopped by a system message, served before the user messages
+// still in its mailbox, which are then dropped: a request queued at the
+// groups supervisor or a group actor when the node stops is never answered,
+// and its caller would wait out its timeout (minutes for a SyncGroup). Once
+// the actors have stopped it gets NOT_COORDINATOR instead: in doubt, as after
+// a coordinator crash.
+func (n *Node) awaitGroup(fut actor.Future) (any, error) {
+	type result struct {
+		res any
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := fut.Result()
+		done <- result{res, err}
+	}()
+	select {
+	case r := <-done:
+		return r.res, r.err
+	case <-n.actorsStopped:
+		select {
+		case r := <-done: // answered before the actors stopped
+			return r.res, r.err
+		default:
+			return errGroupCoordinatorRestarting, nil
+		}
+	}
 }
 
 func groupResult[T any](res any, err error) (T, error) {

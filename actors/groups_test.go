@@ -2,6 +2,7 @@ package actors_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -215,5 +216,51 @@ func TestDeleteTopicForgetsOffsetsAndChecksID(t *testing.T) {
 	offs, err := n.CommittedOffsets(ctx, "g", nil)
 	if err != nil || len(offs) != 1 || offs[group.TopicPartition{Topic: "kept", Partition: 0}].Offset != 2 {
 		t.Fatalf("offsets after deleting a topic: %v %v", offs, err)
+	}
+}
+
+// Requests queued at a group's coordinator when the broker stops are
+// answered (NOT_COORDINATOR, or dead letters once the actors are gone), not
+// left to time out: the actor is stopped by a system message, which skips
+// the user messages still in its mailbox.
+func TestGroupRequestsAnsweredWhenBrokerStops(t *testing.T) {
+	ctx := context.Background()
+	b := testkit.StartBroker(t, fluxo.WithNodeConfig(func(c *actors.Config) { c.RequestTimeout = time.Minute }))
+	n := b.Node()
+	jr := join(t, ctx, n, "g", "")
+	if sr, err := n.SyncGroup(ctx, "g", &group.Sync{MemberID: jr.MemberID, Generation: jr.Generation}); err != nil || sr.Err != nil {
+		t.Fatalf("sync: %v %+v", err, sr)
+	}
+	const callers = 8
+	var running sync.WaitGroup
+	done := make(chan struct{})
+	for range callers {
+		running.Add(1)
+		go func() {
+			defer running.Done()
+			for {
+				res, err := n.Heartbeat(ctx, "g", &group.Heartbeat{MemberID: jr.MemberID, Generation: jr.Generation})
+				if err != nil {
+					if c := actors.GroupErrorCode(err); c != kerr.NotCoordinator.Code && c != kerr.CoordinatorNotAvailable.Code {
+						t.Errorf("heartbeat while the broker stops: %v, want a retriable error", err)
+					}
+					return
+				}
+				if res.Err != nil {
+					t.Errorf("heartbeat: %v", res.Err)
+					return
+				}
+			}
+		}()
+	}
+	go func() { running.Wait(); close(done) }()
+	time.Sleep(20 * time.Millisecond)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("group requests in flight when the broker stopped were not answered within 5s")
 	}
 }

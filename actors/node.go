@@ -49,6 +49,7 @@ type Node struct {
 	topics        map[string]*fluxopb.TopicMetadata
 	stopRetention chan struct{}
 	retentionDone chan struct{}
+	actorsStopped chan struct{} // closed once Stop has stopped every actor
 	stopOnce      sync.Once
 	stopErr       error
 }
@@ -68,6 +69,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		groups:        groupIndex{groups: map[string]*GroupSummary{}},
 		stopRetention: make(chan struct{}),
 		retentionDone: make(chan struct{}),
+		actorsStopped: make(chan struct{}),
 	}
 	store, err := persistence.Open(persistence.Options{
 		Dir: cfg.DataDir, FS: cfg.FS, Sync: cfg.Sync, SegmentBytes: cfg.SegmentBytes, Logger: cfg.Logger,
@@ -221,6 +223,7 @@ func (n *Node) Stop() error {
 				n.logger.Warn("stop broker actor", "err", err)
 			}
 		}
+		close(n.actorsStopped)
 		n.shutdownRemote()
 		n.system.Shutdown()
 		n.stopErr = n.store.Close()
