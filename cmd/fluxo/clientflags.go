@@ -362,3 +362,33 @@ func plural(n int, noun string) string {
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
 }
+
+// listCommand parses a command that takes no positional arguments and an
+// output --format, and connects an admin client: the common start of the
+// list, info and describe-everything commands. close releases the client
+// and the context.
+func (c *cli) listCommand(fs *flag.FlagSet, cf *connFlags, format *string, args []string) (ctx context.Context, adm *kadm.Client, done func(), err error) {
+	pos, err := c.parseArgs(fs, args)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if len(pos) > 0 {
+		return nil, nil, nil, usagef(fs, "%s: unexpected argument %q", strings.TrimPrefix(fs.Name(), "fluxo "), pos[0])
+	}
+	if err := checkOutput(fs, *format); err != nil {
+		return nil, nil, nil, err
+	}
+	return cf.connectAdmin(fs)
+}
+
+// connectAdmin connects an admin client under the command's context;
+// done releases both.
+func (cf *connFlags) connectAdmin(fs *flag.FlagSet) (ctx context.Context, adm *kadm.Client, done func(), err error) {
+	ctx, cancel := cf.adminContext()
+	adm, closeClient, err := cf.admin(ctx, fs)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return ctx, adm, func() { closeClient(); cancel() }, nil
+}

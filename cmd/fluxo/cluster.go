@@ -44,23 +44,11 @@ topic partition's leader, replicas and in-sync replicas (ISR), with the
 number of under-replicated partitions (fewer in-sync replicas than replicas)
 and offline ones (no leader).`)
 	format := outputFlag(fs)
-	pos, err := c.parseArgs(fs, args)
+	ctx, adm, done, err := c.listCommand(fs, cf, format, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) > 0 {
-		return usagef(fs, "cluster info: unexpected argument %q", pos[0])
-	}
-	if err := checkOutput(fs, *format); err != nil {
-		return err
-	}
-	ctx, cancel := cf.adminContext()
-	defer cancel()
-	adm, closeClient, err := cf.admin(ctx, fs)
-	if err != nil {
-		return err
-	}
-	defer closeClient()
+	defer done()
 	md, err := adm.Metadata(ctx)
 	if err != nil {
 		return explain(err, cf.timeout)

@@ -33,23 +33,11 @@ type groupSummary struct {
 func (c *cli) groupList(args []string) error {
 	fs, cf := c.flagSet("group list", "[flags]", "List the consumer groups with their state and member count.")
 	format := outputFlag(fs)
-	pos, err := c.parseArgs(fs, args)
+	ctx, adm, done, err := c.listCommand(fs, cf, format, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) > 0 {
-		return usagef(fs, "group list: unexpected argument %q", pos[0])
-	}
-	if err := checkOutput(fs, *format); err != nil {
-		return err
-	}
-	ctx, cancel := cf.adminContext()
-	defer cancel()
-	adm, closeClient, err := cf.admin(ctx, fs)
-	if err != nil {
-		return err
-	}
-	defer closeClient()
+	defer done()
 	listed, err := adm.ListGroups(ctx)
 	if err != nil {
 		return explain(err, cf.timeout)
@@ -127,13 +115,11 @@ and the member it is assigned to; then the group's total lag.`)
 	if err := checkOutput(fs, *format); err != nil {
 		return err
 	}
-	ctx, cancel := cf.adminContext()
-	defer cancel()
-	adm, closeClient, err := cf.admin(ctx, fs)
+	ctx, adm, done, err := cf.connectAdmin(fs)
 	if err != nil {
 		return err
 	}
-	defer closeClient()
+	defer done()
 	lags, err := adm.Lag(ctx, groups...)
 	if err != nil {
 		return explain(err, cf.timeout)
@@ -232,13 +218,11 @@ func (c *cli) groupDelete(args []string) error {
 	if len(groups) == 0 {
 		return usagef(fs, "group delete: name the group")
 	}
-	ctx, cancel := cf.adminContext()
-	defer cancel()
-	adm, closeClient, err := cf.admin(ctx, fs)
+	ctx, adm, done, err := cf.connectAdmin(fs)
 	if err != nil {
 		return err
 	}
-	defer closeClient()
+	defer done()
 	resp, err := adm.DeleteGroups(ctx, groups...)
 	if err != nil {
 		return explain(err, cf.timeout)
@@ -294,13 +278,11 @@ Every partition of the topics the group has committed offsets for moves (as
 	if err != nil {
 		return usagef(fs, "--to %v", err)
 	}
-	ctx, cancel := cf.adminContext()
-	defer cancel()
-	adm, closeClient, err := cf.admin(ctx, fs)
+	ctx, adm, done, err := cf.connectAdmin(fs)
 	if err != nil {
 		return err
 	}
-	defer closeClient()
+	defer done()
 
 	described, err := adm.DescribeGroups(ctx, group)
 	if err != nil {

@@ -52,13 +52,11 @@ replica per partition; --replicas is passed to the broker as given.`)
 		}
 		cfg[k] = &v
 	}
-	ctx, cancel := cf.adminContext()
-	defer cancel()
-	adm, closeClient, err := cf.admin(ctx, fs)
+	ctx, adm, done, err := cf.connectAdmin(fs)
 	if err != nil {
 		return err
 	}
-	defer closeClient()
+	defer done()
 	resp, err := adm.CreateTopics(ctx, int32(*partitions), int16(*replicas), cfg, names...)
 	if err != nil {
 		return explain(err, cf.timeout)
@@ -97,23 +95,11 @@ type topicSummary struct {
 func (c *cli) topicList(args []string) error {
 	fs, cf := c.flagSet("topic list", "[flags]", "List the topics with their partition and replica counts.")
 	format := outputFlag(fs)
-	pos, err := c.parseArgs(fs, args)
+	ctx, adm, done, err := c.listCommand(fs, cf, format, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) > 0 {
-		return usagef(fs, "topic list: unexpected argument %q", pos[0])
-	}
-	if err := checkOutput(fs, *format); err != nil {
-		return err
-	}
-	ctx, cancel := cf.adminContext()
-	defer cancel()
-	adm, closeClient, err := cf.admin(ctx, fs)
-	if err != nil {
-		return err
-	}
-	defer closeClient()
+	defer done()
 	topics, err := adm.ListTopics(ctx)
 	if err != nil {
 		return explain(err, cf.timeout)
@@ -173,13 +159,11 @@ func (c *cli) topicDescribe(args []string) error {
 	if err := checkOutput(fs, *format); err != nil {
 		return err
 	}
-	ctx, cancel := cf.adminContext()
-	defer cancel()
-	adm, closeClient, err := cf.admin(ctx, fs)
+	ctx, adm, done, err := cf.connectAdmin(fs)
 	if err != nil {
 		return err
 	}
-	defer closeClient()
+	defer done()
 	topics, err := adm.ListTopics(ctx, names...)
 	if err != nil {
 		return explain(err, cf.timeout)
@@ -281,13 +265,11 @@ func (c *cli) topicDelete(args []string) error {
 	if len(names) == 0 {
 		return usagef(fs, "topic delete: name the topic to delete")
 	}
-	ctx, cancel := cf.adminContext()
-	defer cancel()
-	adm, closeClient, err := cf.admin(ctx, fs)
+	ctx, adm, done, err := cf.connectAdmin(fs)
 	if err != nil {
 		return err
 	}
-	defer closeClient()
+	defer done()
 	resp, err := adm.DeleteTopics(ctx, names...)
 	if err != nil {
 		return explain(err, cf.timeout)
@@ -336,13 +318,11 @@ cleanup.policy, max.message.bytes, retention.bytes and retention.ms.`)
 	for _, k := range dels {
 		alter = append(alter, kadm.AlterConfig{Op: kadm.DeleteConfig, Name: k})
 	}
-	ctx, cancel := cf.adminContext()
-	defer cancel()
-	adm, closeClient, err := cf.admin(ctx, fs)
+	ctx, adm, done, err := cf.connectAdmin(fs)
 	if err != nil {
 		return err
 	}
-	defer closeClient()
+	defer done()
 	resp, err := adm.AlterTopicConfigs(ctx, alter, names...)
 	if err != nil {
 		return explain(err, cf.timeout)
@@ -380,13 +360,11 @@ func (c *cli) topicAddPartitions(args []string) error {
 	if *num < 1 {
 		return usagef(fs, "--num %d: want 1 or more partitions to add", *num)
 	}
-	ctx, cancel := cf.adminContext()
-	defer cancel()
-	adm, closeClient, err := cf.admin(ctx, fs)
+	ctx, adm, done, err := cf.connectAdmin(fs)
 	if err != nil {
 		return err
 	}
-	defer closeClient()
+	defer done()
 	resp, err := adm.CreatePartitions(ctx, *num, names...)
 	if err != nil {
 		return explain(err, cf.timeout)
