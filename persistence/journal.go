@@ -52,39 +52,48 @@ func (j *Journal) lastSeq(actor string) (uint64, error) {
 }
 
 // Append writes events as the actor's next sequence numbers and returns the
-// last one. The write is synced under SyncAlways.
+// last one. The write is synced under SyncAlways. Numbers are assigned under
+// the journal's lock, but the synced commit runs outside it, so appends of
+// different callers share their fsyncs (Pebble's commit pipeline groups
+// them). Concurrent appends to one actor may become durable out of order: a
+// crash can then leave a gap where an append that was never acknowledged
+// was; replay reads what is there.
 func (j *Journal) Append(actor string, events ...proto.Message) (uint64, error) {
 	wrap := func(err error) error { return fmt.Errorf("persistence: journal append %s: %w", actor, err) }
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	seq, err := j.lastSeq(actor)
-	if err != nil {
-		return 0, wrap(err)
-	}
-	if len(events) == 0 {
-		return seq, nil
-	}
 	b := j.s.db.NewBatch()
 	defer b.Close()
+	j.mu.Lock()
+	seq, err := j.lastSeq(actor)
+	if err != nil {
+		j.mu.Unlock()
+		return 0, wrap(err)
+	}
 	next := seq
 	for _, ev := range events {
 		payload, err := proto.Marshal(ev)
 		if err != nil {
+			j.mu.Unlock()
 			return 0, wrap(err)
 		}
 		next++
 		v, err := proto.Marshal(&fluxopb.JournalEvent{Sequence: next, TypeUrl: typeURL(ev), Payload: payload})
 		if err != nil {
+			j.mu.Unlock()
 			return 0, wrap(err)
 		}
 		if err := b.Set(journalKey(actor, next), v, nil); err != nil {
+			j.mu.Unlock()
 			return 0, wrap(err)
 		}
+	}
+	j.last[actor] = next // numbers are never reused, even if the commit fails
+	j.mu.Unlock()
+	if len(events) == 0 {
+		return seq, nil
 	}
 	if err := b.Commit(j.s.writeOpts()); err != nil {
 		return 0, wrap(err)
 	}
-	j.last[actor] = next
 	return next, nil
 }
 
@@ -178,7 +187,8 @@ func (j *Journal) DeleteUpTo(actor string, seq uint64) error {
 }
 
 // DeleteActor removes the actor's journal and snapshot; its sequence
-// numbers start again from 1.
+// numbers start again from 1. The caller must not append to the actor
+// concurrently (an append committing after the delete would survive it).
 func (j *Journal) DeleteActor(actor string) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
