@@ -100,6 +100,16 @@ func (s *Store) openBucket(ctx context.Context) error {
 	if got := st.CachedInfo().Config.Storage; got != jetstream.FileStorage {
 		return fmt.Errorf("bucket stream %s has %s storage, want file", bucketStream, got)
 	}
+	// Controller writes are atomic batches (fenced by the controller key's
+	// revision, see fenced.go). The KV API cannot set this, and a later
+	// CreateOrUpdateKeyValue (another broker opening) resets it: until this
+	// runs again there, fenced writes fail (closed, retryable), never pass.
+	if cfg := st.CachedInfo().Config; !cfg.AllowAtomicPublish {
+		cfg.AllowAtomicPublish = true
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("bucket stream %s: allow atomic publish: %w", bucketStream, err)
+		}
+	}
 	return nil
 }
 
