@@ -285,6 +285,14 @@ func (c *Controller) WritePartitions(ctx context.Context, ws []PartitionWrite) (
 // fencedWrite is WritePartitions for a controller (nodeID, epoch) holding
 // the controller key at ctrlRev. It returns the new revisions, the
 // controller key's first.
+//
+// The revision is the fence: a stream sequence identifies one message, so
+// "the key is still at ctrlRev" means "the key still holds the record we
+// wrote (or confirmed) with our epoch". ctrlRev must therefore only ever be a
+// revision at which this controller's own record was read or written, which
+// Controller guarantees (it adopts a revision only when the record there
+// names its node and epoch); passing a revision read from someone else's
+// record would overwrite their record with ours.
 func (s *Store) fencedWrite(ctx context.Context, nodeID int32, epoch int64, ctrlRev uint64, ws []PartitionWrite) ([]uint64, error) {
 	rec, err := marshalOpts.Marshal(&fluxopb.ControllerRecord{NodeId: nodeID, Epoch: epoch, ElectedUnixMs: time.Now().UnixMilli()})
 	if err != nil {

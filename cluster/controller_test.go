@@ -172,7 +172,13 @@ func TestControllerFailover(t *testing.T) {
 		t.Fatalf("controller changed while a follower was silent: %v epoch %d", act, e)
 	}
 
-	// The controller dies.
+	// The controller dies. If it also leads the bucket's stream, writes
+	// (and leader reads) stall until the stream elects a new leader.
+	streamLeader := "?"
+	if si, err := stores[0].js.Stream(ctx, bucketStream); err == nil && si.CachedInfo().Cluster != nil {
+		streamLeader = si.CachedInfo().Cluster.Leader
+	}
+	t.Logf("bucket stream leader: %s", streamLeader)
 	start := time.Now()
 	bs[ci].kill()
 	bs[ci], stores[ci] = nil, nil
