@@ -93,12 +93,51 @@ func (s *Store) openBucket(ctx context.Context) error {
 		return fmt.Errorf("bucket %s: %w", Bucket, err)
 	}
 	s.kv = kv
-	st, err := js.Stream(ctx, bucketStream)
-	if err != nil {
-		return fmt.Errorf("bucket stream %s: %w", bucketStream, err)
+	// Bounded attempts: a request sent while the cluster still settles may
+	// get no answer at all.
+	var st jetstream.Stream
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		st, err = js.Stream(actx, bucketStream)
+		cancel()
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("bucket stream %s: %w (last: %v)", bucketStream, ctx.Err(), err)
+		case <-time.After(wait):
+		}
 	}
 	if got := st.CachedInfo().Config.Storage; got != jetstream.FileStorage {
 		return fmt.Errorf("bucket stream %s has %s storage, want file", bucketStream, got)
+	}
+	// Controller writes are atomic batches (fenced by the controller key's
+	// revision, see fenced.go). The KV API cannot set this, and a later
+	// CreateOrUpdateKeyValue (another broker opening) resets it: until this
+	// runs again there, fenced writes fail (closed, retryable), never pass.
+	// Like the bucket creation above, an update sent while the cluster is
+	// still forming (or racing another broker's) may get no answer: retry
+	// with a bounded attempt until ctx ends.
+	for wait := 50 * time.Millisecond; !st.CachedInfo().Config.AllowAtomicPublish; wait = min(2*wait, time.Second) {
+		cfg := st.CachedInfo().Config
+		cfg.AllowAtomicPublish = true
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err = js.UpdateStream(actx, cfg)
+		cancel()
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("bucket stream %s: allow atomic publish: %w (last: %v)", bucketStream, ctx.Err(), err)
+		case <-time.After(wait):
+		}
+		actx, cancel = context.WithTimeout(ctx, 2*time.Second)
+		if st2, err := js.Stream(actx, bucketStream); err == nil {
+			st = st2
+		}
+		cancel()
 	}
 	return nil
 }

@@ -685,8 +685,11 @@ type TopicConfig struct {
 	RetentionBytes  *int64                 `protobuf:"varint,2,opt,name=retention_bytes,json=retentionBytes,proto3,oneof" json:"retention_bytes,omitempty"` // -1: no size limit
 	MaxMessageBytes *int32                 `protobuf:"varint,3,opt,name=max_message_bytes,json=maxMessageBytes,proto3,oneof" json:"max_message_bytes,omitempty"`
 	CleanupPolicy   *string                `protobuf:"bytes,4,opt,name=cleanup_policy,json=cleanupPolicy,proto3,oneof" json:"cleanup_policy,omitempty"` // "delete" only for now
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// unclean.leader.election.enable: elect an out-of-sync replica when no
+	// in-sync one is alive (may lose acknowledged records). Default false.
+	UncleanLeaderElection *bool `protobuf:"varint,5,opt,name=unclean_leader_election,json=uncleanLeaderElection,proto3,oneof" json:"unclean_leader_election,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *TopicConfig) Reset() {
@@ -745,6 +748,13 @@ func (x *TopicConfig) GetCleanupPolicy() string {
 		return *x.CleanupPolicy
 	}
 	return ""
+}
+
+func (x *TopicConfig) GetUncleanLeaderElection() bool {
+	if x != nil && x.UncleanLeaderElection != nil {
+		return *x.UncleanLeaderElection
+	}
+	return false
 }
 
 // TopicMetadata is a topic's record in the coordination store.
@@ -1809,6 +1819,233 @@ func (*GroupDeleted) Descriptor() ([]byte, []int) {
 	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{23}
 }
 
+// BrokerRegistration is a broker's record in the coordination store
+// (key brokers.<node id>): where clients and peers reach it.
+type BrokerRegistration struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	NodeId           int32                  `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	KafkaHost        string                 `protobuf:"bytes,2,opt,name=kafka_host,json=kafkaHost,proto3" json:"kafka_host,omitempty"`    // advertised Kafka listener host
+	KafkaPort        int32                  `protobuf:"varint,3,opt,name=kafka_port,json=kafkaPort,proto3" json:"kafka_port,omitempty"`   // advertised Kafka listener port
+	RemoteAddr       string                 `protobuf:"bytes,4,opt,name=remote_addr,json=remoteAddr,proto3" json:"remote_addr,omitempty"` // protoactor remote address (replica fetches)
+	Rack             string                 `protobuf:"bytes,5,opt,name=rack,proto3" json:"rack,omitempty"`                               // optional rack id
+	RegisteredUnixMs int64                  `protobuf:"varint,6,opt,name=registered_unix_ms,json=registeredUnixMs,proto3" json:"registered_unix_ms,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *BrokerRegistration) Reset() {
+	*x = BrokerRegistration{}
+	mi := &file_fluxo_v1_events_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BrokerRegistration) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BrokerRegistration) ProtoMessage() {}
+
+func (x *BrokerRegistration) ProtoReflect() protoreflect.Message {
+	mi := &file_fluxo_v1_events_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BrokerRegistration.ProtoReflect.Descriptor instead.
+func (*BrokerRegistration) Descriptor() ([]byte, []int) {
+	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *BrokerRegistration) GetNodeId() int32 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+func (x *BrokerRegistration) GetKafkaHost() string {
+	if x != nil {
+		return x.KafkaHost
+	}
+	return ""
+}
+
+func (x *BrokerRegistration) GetKafkaPort() int32 {
+	if x != nil {
+		return x.KafkaPort
+	}
+	return 0
+}
+
+func (x *BrokerRegistration) GetRemoteAddr() string {
+	if x != nil {
+		return x.RemoteAddr
+	}
+	return ""
+}
+
+func (x *BrokerRegistration) GetRack() string {
+	if x != nil {
+		return x.Rack
+	}
+	return ""
+}
+
+func (x *BrokerRegistration) GetRegisteredUnixMs() int64 {
+	if x != nil {
+		return x.RegisteredUnixMs
+	}
+	return 0
+}
+
+// ControllerRecord is the coordination store's controller key: which broker is
+// the controller and the epoch fencing its writes. A new controller takes over
+// by compare-and-set with epoch + 1.
+type ControllerRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        int32                  `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Epoch         int64                  `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	ElectedUnixMs int64                  `protobuf:"varint,3,opt,name=elected_unix_ms,json=electedUnixMs,proto3" json:"elected_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ControllerRecord) Reset() {
+	*x = ControllerRecord{}
+	mi := &file_fluxo_v1_events_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ControllerRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ControllerRecord) ProtoMessage() {}
+
+func (x *ControllerRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_fluxo_v1_events_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ControllerRecord.ProtoReflect.Descriptor instead.
+func (*ControllerRecord) Descriptor() ([]byte, []int) {
+	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ControllerRecord) GetNodeId() int32 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+func (x *ControllerRecord) GetEpoch() int64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *ControllerRecord) GetElectedUnixMs() int64 {
+	if x != nil {
+		return x.ElectedUnixMs
+	}
+	return 0
+}
+
+// PartitionState is a partition's assignment and leadership (key
+// partitions.<topic>.<partition>), written only by the controller.
+type PartitionState struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Replicas        []int32                `protobuf:"varint,1,rep,packed,name=replicas,proto3" json:"replicas,omitempty"`                               // assigned brokers, preferred leader first
+	Leader          int32                  `protobuf:"varint,2,opt,name=leader,proto3" json:"leader,omitempty"`                                          // -1: offline (no live in-sync replica)
+	LeaderEpoch     int32                  `protobuf:"varint,3,opt,name=leader_epoch,json=leaderEpoch,proto3" json:"leader_epoch,omitempty"`             // bumped on every leader change
+	Isr             []int32                `protobuf:"varint,4,rep,packed,name=isr,proto3" json:"isr,omitempty"`                                         // in-sync replicas
+	ControllerEpoch int64                  `protobuf:"varint,5,opt,name=controller_epoch,json=controllerEpoch,proto3" json:"controller_epoch,omitempty"` // epoch of the controller that wrote it
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *PartitionState) Reset() {
+	*x = PartitionState{}
+	mi := &file_fluxo_v1_events_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionState) ProtoMessage() {}
+
+func (x *PartitionState) ProtoReflect() protoreflect.Message {
+	mi := &file_fluxo_v1_events_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionState.ProtoReflect.Descriptor instead.
+func (*PartitionState) Descriptor() ([]byte, []int) {
+	return file_fluxo_v1_events_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *PartitionState) GetReplicas() []int32 {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+func (x *PartitionState) GetLeader() int32 {
+	if x != nil {
+		return x.Leader
+	}
+	return 0
+}
+
+func (x *PartitionState) GetLeaderEpoch() int32 {
+	if x != nil {
+		return x.LeaderEpoch
+	}
+	return 0
+}
+
+func (x *PartitionState) GetIsr() []int32 {
+	if x != nil {
+		return x.Isr
+	}
+	return nil
+}
+
+func (x *PartitionState) GetControllerEpoch() int64 {
+	if x != nil {
+		return x.ControllerEpoch
+	}
+	return 0
+}
+
 var File_fluxo_v1_events_proto protoreflect.FileDescriptor
 
 const file_fluxo_v1_events_proto_rawDesc = "" +
@@ -1869,16 +2106,18 @@ const file_fluxo_v1_events_proto_rawDesc = "" +
 	"\bSnapshot\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x19\n" +
 	"\btype_url\x18\x02 \x01(\tR\atypeUrl\x12\x18\n" +
-	"\apayload\x18\x03 \x01(\fR\apayload\"\x8e\x02\n" +
+	"\apayload\x18\x03 \x01(\fR\apayload\"\xe7\x02\n" +
 	"\vTopicConfig\x12&\n" +
 	"\fretention_ms\x18\x01 \x01(\x03H\x00R\vretentionMs\x88\x01\x01\x12,\n" +
 	"\x0fretention_bytes\x18\x02 \x01(\x03H\x01R\x0eretentionBytes\x88\x01\x01\x12/\n" +
 	"\x11max_message_bytes\x18\x03 \x01(\x05H\x02R\x0fmaxMessageBytes\x88\x01\x01\x12*\n" +
-	"\x0ecleanup_policy\x18\x04 \x01(\tH\x03R\rcleanupPolicy\x88\x01\x01B\x0f\n" +
+	"\x0ecleanup_policy\x18\x04 \x01(\tH\x03R\rcleanupPolicy\x88\x01\x01\x12;\n" +
+	"\x17unclean_leader_election\x18\x05 \x01(\bH\x04R\x15uncleanLeaderElection\x88\x01\x01B\x0f\n" +
 	"\r_retention_msB\x12\n" +
 	"\x10_retention_bytesB\x14\n" +
 	"\x12_max_message_bytesB\x11\n" +
-	"\x0f_cleanup_policy\"\xd9\x01\n" +
+	"\x0f_cleanup_policyB\x1a\n" +
+	"\x18_unclean_leader_election\"\xd9\x01\n" +
 	"\rTopicMetadata\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\fR\x02id\x12\x1e\n" +
@@ -1975,7 +2214,27 @@ const file_fluxo_v1_events_proto_rawDesc = "" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2\x1e.fluxo.v1.GroupOffsetPartitionR\n" +
 	"partitions\"\x0e\n" +
-	"\fGroupDeletedB-Z+github.com/fluxo-broker/fluxo/proto/fluxopbb\x06proto3"
+	"\fGroupDeleted\"\xce\x01\n" +
+	"\x12BrokerRegistration\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12\x1d\n" +
+	"\n" +
+	"kafka_host\x18\x02 \x01(\tR\tkafkaHost\x12\x1d\n" +
+	"\n" +
+	"kafka_port\x18\x03 \x01(\x05R\tkafkaPort\x12\x1f\n" +
+	"\vremote_addr\x18\x04 \x01(\tR\n" +
+	"remoteAddr\x12\x12\n" +
+	"\x04rack\x18\x05 \x01(\tR\x04rack\x12,\n" +
+	"\x12registered_unix_ms\x18\x06 \x01(\x03R\x10registeredUnixMs\"i\n" +
+	"\x10ControllerRecord\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x03R\x05epoch\x12&\n" +
+	"\x0felected_unix_ms\x18\x03 \x01(\x03R\relectedUnixMs\"\xa4\x01\n" +
+	"\x0ePartitionState\x12\x1a\n" +
+	"\breplicas\x18\x01 \x03(\x05R\breplicas\x12\x16\n" +
+	"\x06leader\x18\x02 \x01(\x05R\x06leader\x12!\n" +
+	"\fleader_epoch\x18\x03 \x01(\x05R\vleaderEpoch\x12\x10\n" +
+	"\x03isr\x18\x04 \x03(\x05R\x03isr\x12)\n" +
+	"\x10controller_epoch\x18\x05 \x01(\x03R\x0fcontrollerEpochB-Z+github.com/fluxo-broker/fluxo/proto/fluxopbb\x06proto3"
 
 var (
 	file_fluxo_v1_events_proto_rawDescOnce sync.Once
@@ -1989,7 +2248,7 @@ func file_fluxo_v1_events_proto_rawDescGZIP() []byte {
 	return file_fluxo_v1_events_proto_rawDescData
 }
 
-var file_fluxo_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_fluxo_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_fluxo_v1_events_proto_goTypes = []any{
 	(*BatchAppended)(nil),         // 0: fluxo.v1.BatchAppended
 	(*EpochStarted)(nil),          // 1: fluxo.v1.EpochStarted
@@ -2015,7 +2274,10 @@ var file_fluxo_v1_events_proto_goTypes = []any{
 	(*GroupOffsetPartition)(nil),  // 21: fluxo.v1.GroupOffsetPartition
 	(*GroupOffsetsDeleted)(nil),   // 22: fluxo.v1.GroupOffsetsDeleted
 	(*GroupDeleted)(nil),          // 23: fluxo.v1.GroupDeleted
-	nil,                           // 24: fluxo.v1.GroupAssigned.AssignmentsEntry
+	(*BrokerRegistration)(nil),    // 24: fluxo.v1.BrokerRegistration
+	(*ControllerRecord)(nil),      // 25: fluxo.v1.ControllerRecord
+	(*PartitionState)(nil),        // 26: fluxo.v1.PartitionState
+	nil,                           // 27: fluxo.v1.GroupAssigned.AssignmentsEntry
 }
 var file_fluxo_v1_events_proto_depIdxs = []int32{
 	4,  // 0: fluxo.v1.ProducerState.batches:type_name -> fluxo.v1.SequenceEntry
@@ -2034,7 +2296,7 @@ var file_fluxo_v1_events_proto_depIdxs = []int32{
 	19, // 13: fluxo.v1.GroupSnapshot.offsets:type_name -> fluxo.v1.GroupOffset
 	15, // 14: fluxo.v1.GroupSnapshotMember.joined:type_name -> fluxo.v1.GroupMemberJoined
 	14, // 15: fluxo.v1.GroupMemberJoined.protocols:type_name -> fluxo.v1.GroupProtocol
-	24, // 16: fluxo.v1.GroupAssigned.assignments:type_name -> fluxo.v1.GroupAssigned.AssignmentsEntry
+	27, // 16: fluxo.v1.GroupAssigned.assignments:type_name -> fluxo.v1.GroupAssigned.AssignmentsEntry
 	19, // 17: fluxo.v1.GroupOffsetsCommitted.offsets:type_name -> fluxo.v1.GroupOffset
 	21, // 18: fluxo.v1.GroupOffsetsDeleted.partitions:type_name -> fluxo.v1.GroupOffsetPartition
 	19, // [19:19] is the sub-list for method output_type
@@ -2066,7 +2328,7 @@ func file_fluxo_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fluxo_v1_events_proto_rawDesc), len(file_fluxo_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
