@@ -94,13 +94,16 @@ func (r *simReplica) fetchFrom(leader *simReplica, nowMs int64, deliver bool) (r
 	if !deliver {
 		return ans, change, rel, nil
 	}
-	return ans, change, rel, r.deliver(ans)
+	own, err := r.deliver(ans)
+	return ans, change, append(rel, own...), err
 }
 
-func (r *simReplica) deliver(ans replicaFetchAnswer) error {
+// deliver applies a fetch answer and syncs. It returns what the sync
+// released: a late answer may reach a replica that is now the leader.
+func (r *simReplica) deliver(ans replicaFetchAnswer) ([]pendingReply, error) {
 	step, err := r.c.handleFetchAnswer(ans)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if step.truncate != nil {
 		r.truncate(step.truncate)
@@ -108,8 +111,7 @@ func (r *simReplica) deliver(ans replicaFetchAnswer) error {
 	for _, op := range step.appends {
 		r.append(op)
 	}
-	r.sync()
-	return nil
+	return r.sync(), nil
 }
 
 func simBatch(fatal func(...any), vals ...string) []byte {
@@ -179,7 +181,7 @@ func TestReplicationHWIsISRMinimum(t *testing.T) {
 	// f3 gets only the first batch: fetch a partial answer by hand.
 	ans, _, _ := l.c.replicaFetch(f3.c.fetchRequest(), 3)
 	ans.records = l.read(0, 2)
-	if err := f3.deliver(ans); err != nil {
+	if _, err := f3.deliver(ans); err != nil {
 		t.Fatal(err)
 	}
 	mustFetch(t, f3, l, 4) // asks for 2
