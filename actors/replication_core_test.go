@@ -20,6 +20,8 @@ type simReplica struct {
 	id  int32
 	c   *partitionCore
 	log [][]byte // batches in offset order, offsets and epochs written in
+	// lazySync: deliver leaves the appends unsynced.
+	lazySync bool
 }
 
 func newSimReplica(id int32, lagMs int64, minISR int) *simReplica {
@@ -111,7 +113,29 @@ func (r *simReplica) deliver(ans replicaFetchAnswer) ([]pendingReply, error) {
 	for _, op := range step.appends {
 		r.append(op)
 	}
+	if r.lazySync {
+		return nil, nil
+	}
 	return r.sync(), nil
+}
+
+// crash drops what was not synced and restarts the core from the checkpoint
+// recovery would find, as a replica that may have lost data, following
+// leader in epoch.
+func (r *simReplica) crash(epoch, leader int32) error {
+	cfg := r.c.repl
+	r.truncate(&truncateOp{endOffset: r.c.durableEnd})
+	c := newPartitionCore(r.c.cp, 1<<20)
+	c.configureReplication(cfg.self, cfg.lagTimeMs, cfg.minISR)
+	c.markLostData()
+	r.c = c
+	// The role comes before the recovery sync: an unassigned core is a
+	// single-replica leader, whose sync would raise the high watermark.
+	if _, err := c.becomeFollower(epoch, leader); err != nil {
+		return err
+	}
+	c.synced(c.logEnd())
+	return nil
 }
 
 func simBatch(fatal func(...any), vals ...string) []byte {
@@ -411,6 +435,33 @@ func TestReplicationTruncationRollsBackProducerState(t *testing.T) {
 	mustFetch(t, a, b, 2)
 	if a.c.logEnd() != 4 || !bytes.Equal(a.batchAt(2), b.batchAt(2)) {
 		t.Fatalf("follower end %d after the retry", a.c.logEnd())
+	}
+}
+
+func TestReplicationCrashedReplicaLeadsOnlyAfterCatchUp(t *testing.T) {
+	l, f2, _ := trio(t, 30_000, 1)
+	l.produce(testBatch(t, 2, recordbatch.NoProducer), -1)
+	l.sync()
+	f2.lazySync = true
+	mustFetch(t, f2, l, 1) // appended, not synced
+	if err := f2.crash(1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if f2.c.logEnd() != 0 {
+		t.Fatalf("crash kept unsynced offsets: end %d", f2.c.logEnd())
+	}
+	all := []int32{1, 2, 3}
+	if _, err := f2.c.becomeLeader(2, all, all, 0); !errors.Is(err, errNotCaughtUp) {
+		t.Fatalf("elected before catching up: %v", err)
+	}
+	f2.lazySync = false
+	mustFetch(t, f2, l, 2) // reads 0-1
+	if !f2.c.repl.lostData {
+		t.Fatal("caught up before reaching the leader's end")
+	}
+	mustFetch(t, f2, l, 3) // at the leader's end
+	if _, err := f2.c.becomeLeader(2, all, all, 0); err != nil {
+		t.Fatalf("caught-up replica refused: %v", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -135,6 +136,7 @@ func (m *replMachine) LeaderSync(t *rapid.T) {
 func (m *replMachine) Fetch(t *rapid.T) {
 	i := rapid.IntRange(0, 2).Filter(func(i int) bool { return i != m.leader }).Draw(t, "follower")
 	fate := rapid.SampledFrom([]string{"deliver", "deliver", "lose", "late"}).Draw(t, "fate")
+	m.reps[i].lazySync = rapid.Bool().Draw(t, "lazySync")
 	ans, ch, rel, err := m.reps[i].fetchFrom(m.lead(), m.nowMs, fate == "deliver")
 	if err != nil {
 		t.Fatalf("follower %d: %v", i+1, err)
@@ -153,11 +155,26 @@ func (m *replMachine) DeliverLate(t *rapid.T) {
 	k := rapid.IntRange(0, len(m.late)-1).Draw(t, "late")
 	la := m.late[k]
 	m.late = slices.Delete(m.late, k, k+1)
+	m.reps[la.to].lazySync = rapid.Bool().Draw(t, "lazySync")
 	rel, err := m.reps[la.to].deliver(la.ans)
 	if err != nil {
 		t.Fatalf("late answer to %d: %v", la.to+1, err)
 	}
 	m.ack(t, rel)
+}
+
+// FollowerSync makes a follower's appends durable.
+func (m *replMachine) FollowerSync(t *rapid.T) {
+	i := rapid.IntRange(0, 2).Filter(func(i int) bool { return i != m.leader }).Draw(t, "follower")
+	m.ack(t, m.reps[i].sync())
+}
+
+// Crash restarts a follower, dropping what it had not synced.
+func (m *replMachine) Crash(t *rapid.T) {
+	i := rapid.IntRange(0, 2).Filter(func(i int) bool { return i != m.leader }).Draw(t, "follower")
+	if err := m.reps[i].crash(m.epoch, int32(m.leader+1)); err != nil {
+		t.Fatalf("restart of %d: %v", i+1, err)
+	}
 }
 
 func (m *replMachine) Tick(t *rapid.T) {
@@ -174,8 +191,35 @@ func (m *replMachine) CommitISR(t *rapid.T) {
 	m.proposal = nil
 }
 
-func (m *replMachine) LeaderChange(t *rapid.T) {
-	next := int(rapid.SampledFrom(m.isr).Draw(t, "leader")) - 1
+// LeaderChange elects a member of the committed ISR. A replica that may
+// have lost data in a crash and has not caught up refuses; the controller
+// then picks another.
+func (m *replMachine) LeaderChange(t *rapid.T) { m.elect(t, -1) }
+
+// LeaderCrash restarts the leader, dropping what it had not synced, and
+// elects another member of the ISR.
+func (m *replMachine) LeaderCrash(t *rapid.T) { m.elect(t, m.leader) }
+
+// elect moves leadership to an eligible member of the committed ISR other
+// than the crashed replica (-1: none), which restarts as a follower.
+func (m *replMachine) elect(t *rapid.T, crashed int) {
+	var eligible []int32
+	for _, id := range m.isr {
+		if int(id-1) == crashed {
+			continue
+		}
+		if m.reps[id-1].c.repl.lostData {
+			if _, err := m.reps[id-1].c.becomeLeader(m.epoch+1, []int32{1, 2, 3}, m.isr, m.nowMs); !errors.Is(err, errNotCaughtUp) {
+				t.Fatalf("broker %d took leadership before catching up: %v", id, err)
+			}
+			continue
+		}
+		eligible = append(eligible, id)
+	}
+	if len(eligible) == 0 {
+		t.Skip("no eligible leader")
+	}
+	next := int(rapid.SampledFrom(eligible).Draw(t, "leader")) - 1
 	m.epoch++
 	m.leader, m.proposal, m.lastHW = next, nil, -1
 	for i, r := range m.reps {
@@ -185,6 +229,13 @@ func (m *replMachine) LeaderChange(t *rapid.T) {
 				t.Fatalf("broker %d leader of %d: %v", i+1, m.epoch, err)
 			}
 			m.ack(t, rel)
+			continue
+		}
+		if i == crashed {
+			m.ack(t, r.c.failPending(kerr.NotLeaderForPartition, "crashed"))
+			if err := r.crash(m.epoch, int32(next+1)); err != nil {
+				t.Fatalf("restart of %d: %v", i+1, err)
+			}
 			continue
 		}
 		failed, err := r.c.becomeFollower(m.epoch, int32(next+1))
@@ -222,6 +273,9 @@ func (m *replMachine) Check(t *rapid.T) {
 	}
 	for _, id := range inSync {
 		r := m.reps[id-1]
+		if r.c.repl.lostData {
+			continue // not electable until it catches up
+		}
 		for base, want := range m.acked {
 			if got := r.batchAt(base); !bytes.Equal(got, want) {
 				t.Fatalf("broker %d (in sync %v) lost the acknowledged batch at %d", id, inSync, base)
@@ -247,6 +301,8 @@ func (m *replMachine) catchUp(t *rapid.T) {
 			if i == m.leader {
 				continue
 			}
+			r.lazySync = false
+			m.ack(t, r.sync())
 			m.nowMs++
 			_, ch, rel, err := r.fetchFrom(m.lead(), m.nowMs, true)
 			if err != nil {
@@ -266,6 +322,9 @@ func (m *replMachine) catchUp(t *rapid.T) {
 	for _, r := range m.reps {
 		if !slices.EqualFunc(r.log, l.log, bytes.Equal) {
 			t.Fatalf("broker %d: %d batches, not the leader's %d", r.id, len(r.log), len(l.log))
+		}
+		if r.c.repl.lostData {
+			t.Fatalf("broker %d still not caught up", r.id)
 		}
 		if r.c.hw != l.c.hw || l.c.hw != l.c.logEnd() {
 			t.Fatalf("broker %d: hw %d, leader hw %d end %d", r.id, r.c.hw, l.c.hw, l.c.logEnd())
