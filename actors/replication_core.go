@@ -52,6 +52,7 @@ type replication struct {
 	epochStart int64 // leader: the log end when its epoch began
 	leaderHW   int64 // follower: the last high watermark the leader sent
 	minISR     int
+	minISRSet  bool // minISR configured; otherwise defaultMinISR(len(replicas))
 	lagTimeMs  int64
 	// lostData: this replica may have lost unsynced data in a crash; it does
 	// not become leader before it has fetched up to a leader's log end.
@@ -112,8 +113,18 @@ func singleReplica() replication {
 	return replication{role: roleLeader, replicas: []int32{0}, isr: []int32{0}, minISR: 1, lagTimeMs: defaultReplicaLagTimeMs}
 }
 
+// defaultMinISR is min.insync.replicas when the topic does not set it: 2
+// with three or more replicas (so acks=-1 survives one loss), else 1.
+func defaultMinISR(replicas int) int {
+	if replicas >= 3 {
+		return 2
+	}
+	return 1
+}
+
 // configureReplication sets this replica's broker id, replica.lag.time.max.ms
-// and min.insync.replicas (values <= 0 keep the defaults).
+// (<= 0: 30 s) and min.insync.replicas (<= 0: defaultMinISR of the replica
+// set the leader is given).
 func (c *partitionCore) configureReplication(self int32, lagTimeMs int64, minISR int) {
 	r := &c.repl
 	if !r.assigned {
@@ -123,9 +134,7 @@ func (c *partitionCore) configureReplication(self int32, lagTimeMs int64, minISR
 	if lagTimeMs > 0 {
 		r.lagTimeMs = lagTimeMs
 	}
-	if minISR > 0 {
-		r.minISR = minISR
-	}
+	r.minISR, r.minISRSet = max(minISR, 1), minISR > 0
 }
 
 // markLostData records that a crash may have dropped unsynced data here.
@@ -168,6 +177,9 @@ func (c *partitionCore) becomeLeader(epoch int32, replicas, isr []int32, nowMs i
 	c.leaderEpoch = epoch
 	r.role, r.assigned, r.leader = roleLeader, true, r.self
 	r.replicas, r.isr, r.proposed = slices.Clone(replicas), slices.Clone(isr), nil
+	if !r.minISRSet {
+		r.minISR = defaultMinISR(len(replicas))
+	}
 	r.epochStart = c.cp.LogEndOffset
 	r.followers = make(map[int32]*followerState, len(replicas))
 	for _, id := range replicas {

@@ -278,6 +278,26 @@ func TestReplicationNotEnoughReplicasBeforeAppend(t *testing.T) {
 	}
 }
 
+func TestReplicationDefaultMinISR(t *testing.T) {
+	for _, tc := range []struct {
+		replicas []int32
+		want     int
+	}{{[]int32{1}, 1}, {[]int32{1, 2}, 1}, {[]int32{1, 2, 3}, 2}, {[]int32{1, 2, 3, 4, 5}, 2}} {
+		r := newSimReplica(1, 0, 0)
+		if _, err := r.c.becomeLeader(1, tc.replicas, tc.replicas, 0); err != nil {
+			t.Fatal(err)
+		}
+		if r.c.repl.minISR != tc.want {
+			t.Errorf("RF %d: min.insync %d, want %d", len(tc.replicas), r.c.repl.minISR, tc.want)
+		}
+	}
+	r := newSimReplica(1, 0, 3)
+	r.c.becomeLeader(1, []int32{1, 2, 3}, []int32{1, 2, 3}, 0)
+	if r.c.repl.minISR != 3 {
+		t.Errorf("configured min.insync %d, want 3", r.c.repl.minISR)
+	}
+}
+
 func TestReplicationISRShrinkAndExpand(t *testing.T) {
 	l, f2, f3 := trio(t, 100, 1)
 	l.produce(testBatch(t, 2, recordbatch.NoProducer), -1)
