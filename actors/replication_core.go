@@ -57,6 +57,10 @@ type replication struct {
 	// lostData: this replica may have lost unsynced data in a crash; it does
 	// not become leader before it has fetched up to a leader's log end.
 	lostData bool
+	// session tags this incarnation's fetches: an answer to a fetch sent
+	// before a restart (remote delivers late, to the same PID) carries
+	// another and is ignored.
+	session uint64
 }
 
 // followerState is the leader's view of one follower.
@@ -85,6 +89,7 @@ type replicaFetchRequest struct {
 	leaderEpoch      int32 // the follower's current leader epoch
 	fetchOffset      int64 // the follower's log end: it holds everything below
 	lastFetchedEpoch int32 // epoch of the follower's last batch; -1: none
+	session          uint64
 }
 
 // replicaFetchAnswer is the leader's answer. The shell fills records with
@@ -93,6 +98,7 @@ type replicaFetchAnswer struct {
 	err         *kerr.Error
 	leaderEpoch int32
 	fetchOffset int64
+	session     uint64 // the request's, echoed
 	readTo      int64
 	hw          int64
 	logStart    int64
@@ -138,7 +144,12 @@ func (c *partitionCore) configureReplication(self int32, lagTimeMs int64, minISR
 }
 
 // markLostData records that a crash may have dropped unsynced data here.
-func (c *partitionCore) markLostData() { c.repl.lostData = true }
+// session must differ from every earlier incarnation's (the shell's
+// incarnation number): only an answer to a fetch sent since shows what the
+// leader holds now.
+func (c *partitionCore) markLostData(session uint64) {
+	c.repl.lostData, c.repl.session = true, session
+}
 
 // checkEpoch refuses an epoch older than ours, and the same epoch unless it
 // repeats what we already are (unchanged is true then).
@@ -264,7 +275,7 @@ func (c *partitionCore) advanceHW() {
 // replies); the answer names the offsets to send. One that does not agree is
 // answered with the diverging epoch and changes nothing.
 func (c *partitionCore) replicaFetch(req replicaFetchRequest, nowMs int64) (replicaFetchAnswer, *isrChange, []pendingReply) {
-	ans := replicaFetchAnswer{leaderEpoch: c.leaderEpoch, fetchOffset: req.fetchOffset, hw: c.hw, logStart: c.cp.LogStartOffset}
+	ans := replicaFetchAnswer{leaderEpoch: c.leaderEpoch, fetchOffset: req.fetchOffset, session: req.session, hw: c.hw, logStart: c.cp.LogStartOffset}
 	r := &c.repl
 	f := r.followers[req.replicaID]
 	switch {
@@ -363,6 +374,7 @@ func (c *partitionCore) fetchRequest() replicaFetchRequest {
 		leaderEpoch:      c.leaderEpoch,
 		fetchOffset:      c.cp.LogEndOffset,
 		lastFetchedEpoch: c.lastEpoch(),
+		session:          c.repl.session,
 	}
 }
 
@@ -372,7 +384,8 @@ func (c *partitionCore) fetchRequest() replicaFetchRequest {
 // retried) is ignored. An error does nothing: the shell retries or looks up
 // the new leader.
 func (c *partitionCore) handleFetchAnswer(ans replicaFetchAnswer) (followerStep, error) {
-	if c.repl.role != roleFollower || ans.leaderEpoch != c.leaderEpoch || ans.fetchOffset != c.cp.LogEndOffset || ans.err != nil {
+	if c.repl.role != roleFollower || ans.leaderEpoch != c.leaderEpoch || ans.fetchOffset != c.cp.LogEndOffset ||
+		ans.session != c.repl.session || ans.err != nil {
 		return followerStep{}, nil
 	}
 	if ans.diverging != nil {
@@ -383,7 +396,9 @@ func (c *partitionCore) handleFetchAnswer(ans replicaFetchAnswer) (followerStep,
 		return followerStep{}, err
 	}
 	if ans.fetchOffset >= ans.readTo {
-		c.repl.lostData = false // at the leader's end: nothing of ours is missing
+		// We asked, since the crash, from the leader's log end: we hold all
+		// it has, and it knows where we really are.
+		c.repl.lostData = false
 	}
 	return followerStep{appends: ops}, nil
 }

@@ -119,6 +119,9 @@ func (r *simReplica) deliver(ans replicaFetchAnswer) ([]pendingReply, error) {
 	return r.sync(), nil
 }
 
+// sessions numbers the incarnations crash starts.
+var sessions uint64
+
 // crash drops what was not synced and restarts the core from the checkpoint
 // recovery would find, as a replica that may have lost data, following
 // leader in epoch.
@@ -127,7 +130,8 @@ func (r *simReplica) crash(epoch, leader int32) error {
 	r.truncate(&truncateOp{endOffset: r.c.durableEnd})
 	c := newPartitionCore(r.c.cp, 1<<20)
 	c.configureReplication(cfg.self, cfg.lagTimeMs, cfg.minISR)
-	c.markLostData()
+	sessions++
+	c.markLostData(sessions)
 	r.c = c
 	// The role comes before the recovery sync: an unassigned core is a
 	// single-replica leader, whose sync would raise the high watermark.
@@ -463,9 +467,18 @@ func TestReplicationCrashedReplicaLeadsOnlyAfterCatchUp(t *testing.T) {
 	l.produce(testBatch(t, 2, recordbatch.NoProducer), -1)
 	l.sync()
 	f2.lazySync = true
-	mustFetch(t, f2, l, 1) // appended, not synced
+	mustFetch(t, f2, l, 1)                     // appended, not synced
+	late, _, _, _ := f2.fetchFrom(l, 1, false) // at the leader's end; delivered after the crash
 	if err := f2.crash(1, 1); err != nil {
 		t.Fatal(err)
+	}
+	// Replayed to the restarted replica at the same offset, a pre-crash
+	// answer must not count as catching up: the leader still believes the
+	// lost offsets are here.
+	late.fetchOffset = f2.c.logEnd()
+	late.readTo = late.fetchOffset
+	if _, err := f2.deliver(late); err != nil || !f2.c.repl.lostData {
+		t.Fatalf("pre-crash answer cleared the lost-data mark (err %v)", err)
 	}
 	if f2.c.logEnd() != 0 {
 		t.Fatalf("crash kept unsynced offsets: end %d", f2.c.logEnd())
