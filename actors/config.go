@@ -47,6 +47,13 @@ type Config struct {
 	RetentionCheckInterval time.Duration
 	// RequestTimeout bounds a request to an actor. Default 30 s.
 	RequestTimeout time.Duration
+	// ReplicaLagTime is replica.lag.time.max.ms: a follower that has not
+	// caught up with the leader's log end for longer leaves the in-sync set.
+	// Default 30 s (Kafka's).
+	ReplicaLagTime time.Duration
+	// DefaultMinInsyncReplicas is min.insync.replicas for topics that do not
+	// set it. Default 0: 2 for three or more replicas, else 1.
+	DefaultMinInsyncReplicas int32
 
 	// Metadata is the coordination store holding topics. Required.
 	Metadata MetadataStore
@@ -105,6 +112,9 @@ func (c *Config) EnsureDefaults() {
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 30 * time.Second
 	}
+	if c.ReplicaLagTime == 0 {
+		c.ReplicaLagTime = 30 * time.Second
+	}
 	if c.OffsetsPartitions == 0 {
 		c.OffsetsPartitions = 50
 	}
@@ -151,6 +161,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: GroupInitialRebalanceDelay %v is negative", c.GroupInitialRebalanceDelay)
 	case c.RequestTimeout < time.Millisecond:
 		return fmt.Errorf("config: RequestTimeout %v below 1ms", c.RequestTimeout)
+	case c.ReplicaLagTime < time.Millisecond:
+		return fmt.Errorf("config: ReplicaLagTime %v below 1ms", c.ReplicaLagTime)
+	case c.DefaultMinInsyncReplicas < 0:
+		return fmt.Errorf("config: DefaultMinInsyncReplicas %d is negative", c.DefaultMinInsyncReplicas)
 	}
 	return nil
 }

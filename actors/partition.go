@@ -138,16 +138,16 @@ func (a *partitionActor) produce(ctx actor.Context, req *fluxopb.ProduceRequest)
 		respond(ctx, sender, d.reply)
 		return
 	}
-	if d.waitOffset < a.core.hw {
+	if a.core.released(d.waitOffset, d.waitAll) {
 		respond(ctx, sender, d.reply)
 		return
 	}
 	if sender == nil {
 		// acks=0: nobody waits, but the reply slot keeps ordering simple.
-		a.core.enqueue(d.waitOffset, d.reply, nil)
+		a.core.hold(d.waitOffset, d.waitAll, d.reply, nil)
 		return
 	}
-	a.core.enqueue(d.waitOffset, d.reply, sender)
+	a.core.hold(d.waitOffset, d.waitAll, d.reply, sender)
 }
 
 func (a *partitionActor) synced(ctx actor.Context, m *syncedMsg) {

@@ -16,18 +16,30 @@ import (
 // input) and when replies may go out (once the high watermark passes them). It
 // does no I/O and reads no clock, so it is tested without actors or disks; the
 // actor shell in partition.go performs the appends and syncs it asks for.
+//
+// Replication (roles, follower fetches, the in-sync set) is in
+// replication_core.go. A partition that was never told its role is the leader
+// of a single-replica set, so the high watermark is the durable log end.
 type partitionCore struct {
-	cp              *fluxopb.PartitionCheckpoint // state after every append so far
-	hw              int64                        // high watermark: offsets below are durable
+	cp *fluxopb.PartitionCheckpoint // state after every append so far
+	// hw is the high watermark: offsets below it are durable on every member
+	// of the in-sync set (on a follower: below the leader's and our own).
+	hw int64
+	// durableEnd is this replica's durable log end: offsets below it survive
+	// a crash. It is this replica's LEO in the high-watermark computation.
+	durableEnd      int64
 	leaderEpoch     int32
 	maxMessageBytes int32
 	pending         []pendingReply // ascending by waitOffset
+	repl            replication
 }
 
-// pendingReply is a produce reply held until the high watermark passes
-// waitOffset (the batch's last offset).
+// pendingReply is a produce reply held until waitOffset (the batch's last
+// offset) is below the high watermark (all: acks=-1) or below the leader's
+// durable log end (acks=1).
 type pendingReply struct {
 	waitOffset int64
+	all        bool
 	reply      *fluxopb.ProduceResponse
 	token      any // the shell's handle to answer (sender PID)
 }
@@ -47,8 +59,10 @@ type produceDecision struct {
 	reply *fluxopb.ProduceResponse
 	// append, when set, must be performed before the reply is queued.
 	append *appendOp
-	// wait: queue reply until the high watermark passes waitOffset.
+	// wait: queue reply until the high watermark passes waitOffset (waitAll,
+	// acks=-1 and acks=0) or the leader's durable log end does (acks=1).
 	wait       bool
+	waitAll    bool
 	waitOffset int64
 }
 
@@ -56,8 +70,10 @@ func newPartitionCore(cp *fluxopb.PartitionCheckpoint, maxMessageBytes int32) *p
 	return &partitionCore{
 		cp:              cp,
 		hw:              cp.HighWatermark,
+		durableEnd:      cp.HighWatermark,
 		leaderEpoch:     cp.LeaderEpoch,
 		maxMessageBytes: maxMessageBytes,
+		repl:            singleReplica(),
 	}
 }
 
@@ -74,8 +90,24 @@ func errorReply(e *kerr.Error, format string, args ...any) *fluxopb.ProduceRespo
 }
 
 // decideProduce validates the request's single batch and decides whether it
-// is appended, answered as a duplicate, or rejected.
+// is appended, answered as a duplicate, or rejected. Only the leader appends;
+// acks=-1 with fewer in-sync replicas than min.insync.replicas is refused
+// with NOT_ENOUGH_REPLICAS before anything is appended.
 func (c *partitionCore) decideProduce(req *fluxopb.ProduceRequest) produceDecision {
+	d := c.decide(req)
+	if d.wait {
+		d.waitAll = req.Acks != 1
+	}
+	return d
+}
+
+func (c *partitionCore) decide(req *fluxopb.ProduceRequest) produceDecision {
+	if c.repl.role != roleLeader {
+		return produceDecision{reply: errorReply(kerr.NotLeaderForPartition, "this replica is not the leader of epoch %d", c.leaderEpoch)}
+	}
+	if req.Acks == -1 && len(c.repl.isr) < c.repl.minISR {
+		return produceDecision{reply: errorReply(kerr.NotEnoughReplicas, "%d in-sync replicas, min.insync.replicas is %d", len(c.repl.isr), c.repl.minISR)}
+	}
 	if int64(len(req.Records)) > int64(c.maxMessageBytes) {
 		return produceDecision{reply: errorReply(kerr.MessageTooLarge, "batch of %d bytes exceeds max.message.bytes %d", len(req.Records), c.maxMessageBytes)}
 	}
@@ -181,12 +213,22 @@ func (c *partitionCore) applyAppended(op *appendOp) {
 	c.cp = op.after
 }
 
-// enqueue holds a reply until the high watermark passes waitOffset.
+// enqueue holds an acks=-1 reply until the high watermark passes waitOffset.
 func (c *partitionCore) enqueue(waitOffset int64, reply *fluxopb.ProduceResponse, token any) {
-	if waitOffset < c.hw {
-		panic("enqueue of an already durable offset: the shell should reply at once")
+	c.hold(waitOffset, true, reply, token)
+}
+
+// released reports whether a reply waiting for waitOffset may go out now.
+func (c *partitionCore) released(waitOffset int64, all bool) bool {
+	return waitOffset < c.hw || (!all && waitOffset < c.durableEnd)
+}
+
+// hold queues a reply until released(waitOffset, all).
+func (c *partitionCore) hold(waitOffset int64, all bool, reply *fluxopb.ProduceResponse, token any) {
+	if c.released(waitOffset, all) {
+		panic("hold of an already released offset: the shell should reply at once")
 	}
-	p := pendingReply{waitOffset: waitOffset, reply: reply, token: token}
+	p := pendingReply{waitOffset: waitOffset, all: all, reply: reply, token: token}
 	i := len(c.pending)
 	for i > 0 && c.pending[i-1].waitOffset > waitOffset {
 		i--
@@ -196,23 +238,51 @@ func (c *partitionCore) enqueue(waitOffset int64, reply *fluxopb.ProduceResponse
 	c.pending[i] = p
 }
 
-// synced advances the high watermark to upTo (bounded by the log end) and
-// returns the replies it releases, in offset order.
+// synced reports that this replica's log is durable below upTo (bounded by
+// the log end): its own LEO advanced. On a leader the high watermark follows
+// (the in-sync minimum, see advanceHW); on a follower it is the smaller of the
+// leader's and upTo. It returns the replies released, in offset order.
 func (c *partitionCore) synced(upTo int64) []pendingReply {
 	if upTo > c.cp.LogEndOffset {
 		upTo = c.cp.LogEndOffset
 	}
-	if upTo <= c.hw {
+	if upTo > c.durableEnd {
+		c.durableEnd = upTo
+	}
+	if c.repl.role == roleLeader {
+		c.advanceHW()
+	} else {
+		c.followerHW()
+	}
+	return c.release()
+}
+
+// setHW raises the high watermark (it never goes down here; truncation
+// lowers it through adopt).
+func (c *partitionCore) setHW(hw int64) {
+	if hw > c.cp.LogEndOffset {
+		hw = c.cp.LogEndOffset
+	}
+	if hw > c.hw {
+		c.hw = hw
+		c.cp.HighWatermark = hw
+	}
+}
+
+// release returns the held replies that may go out, in offset order.
+func (c *partitionCore) release() []pendingReply {
+	var out, keep []pendingReply
+	for _, p := range c.pending {
+		if c.released(p.waitOffset, p.all) {
+			out = append(out, p)
+		} else {
+			keep = append(keep, p)
+		}
+	}
+	if out == nil {
 		return nil
 	}
-	c.hw = upTo
-	c.cp.HighWatermark = upTo
-	n := 0
-	for n < len(c.pending) && c.pending[n].waitOffset < upTo {
-		n++
-	}
-	out := c.pending[:n:n]
-	c.pending = append([]pendingReply(nil), c.pending[n:]...)
+	c.pending = keep
 	return out
 }
 
@@ -228,7 +298,7 @@ func (c *partitionCore) failPending(e *kerr.Error, why string) []pendingReply {
 }
 
 // adopt replaces the state after a truncation or log-start change the store
-// performed, keeping the high watermark within the log.
+// performed, keeping the high watermark and the durable end within the log.
 func (c *partitionCore) adopt(cp *fluxopb.PartitionCheckpoint) {
 	c.cp = cp
 	if c.hw > cp.LogEndOffset {
@@ -236,6 +306,9 @@ func (c *partitionCore) adopt(cp *fluxopb.PartitionCheckpoint) {
 	}
 	if c.hw < cp.LogStartOffset {
 		c.hw = cp.LogStartOffset
+	}
+	if c.durableEnd > cp.LogEndOffset {
+		c.durableEnd = cp.LogEndOffset
 	}
 	cp.HighWatermark = c.hw
 }

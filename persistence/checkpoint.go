@@ -61,3 +61,12 @@ func ApplyBatch(cp *fluxopb.PartitionCheckpoint, ev *fluxopb.BatchAppended) *flu
 	}
 	return next
 }
+
+// TruncatedCheckpoint is cp cut back to newEnd as Log.Truncate cuts it: the
+// epochs starting at or after newEnd and the producer batches ending at or
+// after it are dropped (a producer left with none is forgotten), and maxTS is
+// the remaining log's largest timestamp. cp is not modified. For step-function
+// tests that model a log in memory.
+func TruncatedCheckpoint(cp *fluxopb.PartitionCheckpoint, newEnd, maxTS int64) *fluxopb.PartitionCheckpoint {
+	return truncatedCheckpoint(cp, newEnd, maxTS)
+}
