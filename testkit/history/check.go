@@ -387,6 +387,7 @@ func checkAssignments(r *Report, ops []Op) {
 			owners[k] = append(owners[k], o)
 		}
 	}
+	checkStaleCommits(r, ops)
 	for _, k := range order {
 		var procs []int
 		var offending []Op
@@ -398,6 +399,48 @@ func checkAssignments(r *Report, ops []Op) {
 		}
 		if len(procs) > 1 {
 			r.add(DoubleAssignment, fmt.Sprintf("group %s generation %d: %s owned by processes %v", k.group, k.gen, k.tp, procs), offending...)
+		}
+	}
+}
+
+// Stale-generation commits, reported as double-assignment (the same
+// property in docs/testing.md): an ok commit carrying generation g
+// (g > 0; standalone commits carry -1 or 0 and are not checked) invoked
+// after an assignment of a later generation of its group had completed, so
+// the coordinator was already past g and should have rejected it.
+func checkStaleCommits(r *Report, ops []Op) {
+	type newest struct {
+		gen int32
+		op  Op
+	}
+	// Assignments by completion time, then commits by invocation time,
+	// swept together.
+	var assigns, commits []Op
+	for _, o := range ops {
+		switch {
+		case o.Kind == Assign && o.Type == Ok:
+			assigns = append(assigns, o)
+		case o.Kind == Commit && o.Type == Ok && o.Generation > 0:
+			commits = append(commits, o)
+		}
+	}
+	if len(commits) == 0 || len(assigns) == 0 {
+		return
+	}
+	sort.SliceStable(assigns, func(i, j int) bool { return assigns[i].Completed < assigns[j].Completed })
+	sort.SliceStable(commits, func(i, j int) bool { return commits[i].Invoked < commits[j].Invoked })
+	latest := map[string]newest{}
+	next := 0
+	for _, c := range commits {
+		for next < len(assigns) && assigns[next].Completed < c.Invoked {
+			a := assigns[next]
+			if cur, ok := latest[a.Group]; !ok || a.Generation > cur.gen {
+				latest[a.Group] = newest{a.Generation, a}
+			}
+			next++
+		}
+		if cur, ok := latest[c.Group]; ok && cur.gen > c.Generation {
+			r.add(DoubleAssignment, fmt.Sprintf("group %s: commit of generation %d accepted after generation %d was assigned", c.Group, c.Generation, cur.gen), cur.op, c)
 		}
 	}
 }

@@ -294,6 +294,29 @@ func TestDoubleAssignment(t *testing.T) {
 	expectOnly(t, Check(h), DoubleAssignment, 1)
 }
 
+func TestStaleGenerationCommit(t *testing.T) {
+	h := newLogical()
+	assign(h, 1, 5, 0)
+	assign(h, 2, 6, 0)
+	// Process 1 commits with generation 5 after generation 6 was handed
+	// out, and the commit is accepted.
+	id := h.Invoke(1, Op{Kind: Commit, Group: "g", Topic: "t", Offset: 3, Generation: 5})
+	h.Ok(id, Result{})
+	// Commits of the current generation, standalone commits, and stale
+	// commits that were rejected are fine.
+	id = h.Invoke(2, Op{Kind: Commit, Group: "g", Topic: "t", Offset: 4, Generation: 6})
+	h.Ok(id, Result{})
+	id = h.Invoke(3, Op{Kind: Commit, Group: "g", Topic: "t", Offset: 5, Generation: -1})
+	h.Ok(id, Result{})
+	id = h.Invoke(1, Op{Kind: Commit, Group: "g", Topic: "t", Offset: 6, Generation: 5})
+	h.Fail(id, errors.New("ILLEGAL_GENERATION"))
+	// A commit concurrent with the rebalance may still be accepted.
+	c := h.Invoke(1, Op{Kind: Commit, Group: "g", Topic: "t", Offset: 7, Generation: 6})
+	assign(h, 2, 7, 0)
+	h.Ok(c, Result{})
+	expectOnly(t, Check(h), DoubleAssignment, 1)
+}
+
 func TestLostCommit(t *testing.T) {
 	t.Run("acknowledged commit not read back", func(t *testing.T) {
 		h := newLogical()

@@ -37,6 +37,19 @@
 //		t.Fatalf("history check failed:\n%s", rep)
 //	}
 //
+// Families, in short: lost (an ok send not in the drain at its acknowledged
+// offset); inconsistent-offsets (one offset seen with two values across
+// acknowledgements, polls and the drain); duplicate (one value at two
+// offsets); aborted-read (a value of a failed send read by a poll or the
+// drain); nonmonotonic-send (send A returned before send B began on one
+// partition, yet off(A) >= off(B)); poll-skip and nonmonotonic-poll (within
+// one process, partition and assignment Epoch, successive polled offsets
+// skip a drained offset, or go backwards or repeat); double-assignment (two
+// processes own one partition in one group generation, or an ok commit
+// carries a generation older than one already assigned before it began);
+// lost-commit (commits and fetch-commits per group and partition are not
+// linearizable as a register, checked with porcupine).
+//
 // Values must be unique within one history (e.g. a counter per test): the
 // duplicate and aborted-read checks identify records by value.
 package history

@@ -35,6 +35,7 @@ type pendingCommit struct {
 	id   OpID
 	part int32
 	off  int64
+	gen  int32
 }
 
 const (
@@ -143,7 +144,7 @@ func (s *sim) step(t *rapid.T) {
 		}
 		off := s.owned[c][part]
 		id := s.h.Invoke(consumerBase+c, Op{Kind: Commit, Group: "g", Topic: "t", Partition: part, Offset: off, Generation: s.gen})
-		s.commitPend[c] = &pendingCommit{id, part, off}
+		s.commitPend[c] = &pendingCommit{id, part, off, s.gen}
 	case 5: // an admin reads a committed offset
 		part := int32(rapid.IntRange(0, simPartitions-1).Draw(t, "partition"))
 		id := s.h.Invoke(fetcherProc, Op{Kind: FetchCommit, Group: "g", Topic: "t", Partition: part})
@@ -172,6 +173,11 @@ func (s *sim) pickOwned(t *rapid.T, c int) (int32, bool) {
 func (s *sim) completeCommit(t *rapid.T, c int) {
 	pc := s.commitPend[c]
 	s.commitPend[c] = nil
+	if pc.gen != s.gen {
+		// The coordinator rejects commits of an older generation.
+		s.h.Fail(pc.id, fmt.Errorf("ILLEGAL_GENERATION"))
+		return
+	}
 	switch rapid.SampledFrom([]string{"ok", "ok", "info-landed", "info-lost", "fail"}).Draw(t, "commit-outcome") {
 	case "ok":
 		s.committed[pc.part] = pc.off
