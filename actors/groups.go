@@ -4,8 +4,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -188,7 +189,7 @@ const compactMinEvents = 1000
 func (s *groupsSupervisor) compact(p int32, last uint64, groups map[string]*group.Group) {
 	j, name := s.node.store.Journal(), offsetsJournal(p)
 	var snaps []proto.Message
-	for _, id := range sortedGroupIDs(groups) {
+	for _, id := range slices.Sorted(maps.Keys(groups)) {
 		if g := groups[id]; g.Exists() {
 			snaps = append(snaps, g.Snapshot())
 		}
@@ -204,15 +205,6 @@ func (s *groupsSupervisor) compact(p int32, last uint64, groups map[string]*grou
 		return
 	}
 	s.node.logger.Info("groups: compacted journal", "journal", name, "events", last, "groups", len(snaps))
-}
-
-func sortedGroupIDs(m map[string]*group.Group) []string {
-	ids := make([]string, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
 }
 
 func (s *groupsSupervisor) child(ctx actor.Context, id string) *actor.PID {
@@ -254,11 +246,9 @@ type groupActor struct {
 	g       *group.Group
 	nextReq uint64
 	waiting map[uint64]*actor.PID // requests whose answer a later step gives
-	timer   *timerHandle
+	timer   *time.Timer
 	tickGen uint64
 }
-
-type timerHandle struct{ stop func() bool }
 
 func (a *groupActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
@@ -267,12 +257,12 @@ func (a *groupActor) Receive(ctx actor.Context) {
 		a.schedule(ctx)
 	case *actor.Restarting, *actor.Stopping:
 		// Requests waiting on the old state will never be answered by it.
-		for req, pid := range a.waiting {
-			ctx.Send(pid, notCoordinator(req))
+		for _, pid := range a.waiting {
+			ctx.Send(pid, errGroupCoordinatorRestarting)
 		}
 		a.waiting = nil
 		if a.timer != nil {
-			a.timer.stop()
+			a.timer.Stop()
 		}
 	case *groupRequest:
 		a.request(ctx, m.Cmd)
@@ -337,10 +327,12 @@ func (a *groupActor) request(ctx actor.Context, cmd any) {
 	}
 	a.nextReq++
 	req := a.nextReq
-	if !setReq(cmd, req) {
+	r, ok := cmd.(group.Request)
+	if !ok {
 		respond(ctx, ctx.Sender(), fmt.Errorf("group: unknown request %T", cmd))
 		return
 	}
+	r.SetReq(req)
 	if s := ctx.Sender(); s != nil {
 		a.waiting[req] = s
 	}
@@ -381,7 +373,7 @@ func (a *groupActor) step(ctx actor.Context, cmd any) {
 // schedule arms one timer for the state machine's next deadline.
 func (a *groupActor) schedule(ctx actor.Context) {
 	if a.timer != nil {
-		a.timer.stop()
+		a.timer.Stop()
 		a.timer = nil
 	}
 	next := a.g.NextDeadline()
@@ -390,40 +382,12 @@ func (a *groupActor) schedule(ctx actor.Context) {
 	}
 	a.tickGen++
 	gen, self, system := a.tickGen, ctx.Self(), ctx.ActorSystem()
-	t := time.AfterFunc(next.Sub(a.node.cfg.Now()), func() { system.Root.Send(self, &groupTick{gen: gen}) })
-	a.timer = &timerHandle{stop: t.Stop}
+	a.timer = time.AfterFunc(next.Sub(a.node.cfg.Now()), func() { system.Root.Send(self, &groupTick{gen: gen}) })
 }
 
-// setReq stamps the actor's request token on a command.
-func setReq(cmd any, req uint64) bool {
-	switch c := cmd.(type) {
-	case *group.Join:
-		c.Req = req
-	case *group.Sync:
-		c.Req = req
-	case *group.Heartbeat:
-		c.Req = req
-	case *group.Leave:
-		c.Req = req
-	case *group.Commit:
-		c.Req = req
-	case *group.DeleteOffsets:
-		c.Req = req
-	case *group.DeleteGroup:
-		c.Req = req
-	case *group.ForgetTopic:
-		c.Req = req
-	default:
-		return false
-	}
-	return true
-}
-
-// notCoordinator is the answer to a request the coordinator dropped
+// errGroupCoordinatorRestarting answers a request the coordinator dropped
 // (restarting or stopping): NOT_COORDINATOR makes clients find the
 // coordinator again and retry.
-func notCoordinator(uint64) error { return errGroupCoordinatorRestarting }
-
 var errGroupCoordinatorRestarting = fmt.Errorf("group coordinator restarting: %w", kerr.NotCoordinator)
 
 // unmarshalJournal decodes a journal entry's payload into msg, checking its

@@ -11,6 +11,7 @@ package gateway
 
 import (
 	"context"
+	"maps"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -47,7 +48,7 @@ func fetchGroupOffsets(ctx context.Context, node *actors.Node, groupID string, t
 		}
 	}
 	var out []kmsg.OffsetFetchResponseGroupTopic
-	for _, t := range sortedKeys(topics) {
+	for _, t := range slices.Sorted(maps.Keys(topics)) {
 		rt := kmsg.NewOffsetFetchResponseGroupTopic()
 		rt.Topic = t
 		for _, p := range topics[t] {
@@ -93,7 +94,7 @@ func serveOffsetFetch(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Res
 			return resp, nil
 		}
 		// v0-1 have no top-level error: every partition carries it.
-		for _, t := range sortedKeys(topics) {
+		for _, t := range slices.Sorted(maps.Keys(topics)) {
 			rt := kmsg.NewOffsetFetchResponseTopic()
 			rt.Topic = t
 			for _, p := range topics[t] {
@@ -116,13 +117,4 @@ func serveOffsetFetch(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Res
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -470,3 +470,16 @@ func (s *step) forgetTopic(c *ForgetTopic) {
 	}
 	s.reply(c.Req, &DeleteOffsetsResult{})
 }
+
+// Request is a command that waits for an answer: the coordinator's shell
+// stamps each with a token, which its Reply carries back.
+type Request interface{ SetReq(uint64) }
+
+func (c *Join) SetReq(r uint64)          { c.Req = r }
+func (c *Sync) SetReq(r uint64)          { c.Req = r }
+func (c *Heartbeat) SetReq(r uint64)     { c.Req = r }
+func (c *Leave) SetReq(r uint64)         { c.Req = r }
+func (c *Commit) SetReq(r uint64)        { c.Req = r }
+func (c *DeleteOffsets) SetReq(r uint64) { c.Req = r }
+func (c *DeleteGroup) SetReq(r uint64)   { c.Req = r }
+func (c *ForgetTopic) SetReq(r uint64)   { c.Req = r }

@@ -21,7 +21,6 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -473,14 +472,4 @@ func (g *Group) supports(protocolType string, ps []Protocol) bool {
 
 func sameProtocols(a, b []Protocol) bool {
 	return slices.EqualFunc(a, b, func(x, y Protocol) bool { return x.Name == y.Name && bytes.Equal(x.Metadata, y.Metadata) })
-}
-
-// sortedIDs is for deterministic iteration over a set of ids.
-func sortedIDs[V any](m map[string]V) []string {
-	ids := make([]string, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
 }

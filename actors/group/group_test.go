@@ -2,6 +2,8 @@ package group
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -205,7 +207,7 @@ func durable(g *Group) string {
 		fmt.Fprintf(&b, "member %s inst=%s client=%s host=%s session=%v rebalance=%v type=%s protocols=%v assignment=%q\n",
 			m.ID, m.InstanceID, m.ClientID, m.ClientHost, m.SessionTimeout, m.RebalanceTimeout, m.ProtocolType, m.Protocols, m.Assignment)
 	}
-	for _, inst := range sortedIDs(g.instances) {
+	for _, inst := range slices.Sorted(maps.Keys(g.instances)) {
 		fmt.Fprintf(&b, "instance %s=%s\n", inst, g.instances[inst])
 	}
 	for _, tp := range SortedPartitions(g.Offsets) {
