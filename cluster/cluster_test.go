@@ -32,6 +32,33 @@ func freeAddrs(t *testing.T, n int) []string {
 	return addrs
 }
 
+// openCluster opens n stores forming one cluster, all at once (each waits
+// for a majority of the others), and fails the test if one cannot. Closing
+// them is the caller's.
+func openCluster(t *testing.T, ctx context.Context, n int) (stores []*Store, dirs, addrs []string) {
+	t.Helper()
+	addrs = freeAddrs(t, n)
+	stores, errs := make([]*Store, n), make([]error, n)
+	for range n {
+		dirs = append(dirs, t.TempDir())
+	}
+	var wg sync.WaitGroup
+	for i := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stores[i], errs[i] = Open(ctx, clusterOptions(dirs, addrs, i))
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("store %d: %v", i, err)
+		}
+	}
+	return stores, dirs, addrs
+}
+
 func clusterOptions(dirs, addrs []string, i int) Options {
 	var peers []string
 	for j, a := range addrs {
@@ -48,24 +75,7 @@ func clusterOptions(dirs, addrs []string, i int) Options {
 func TestThreeNodeCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	addrs := freeAddrs(t, 3)
-	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
-	stores := make([]*Store, 3)
-	errs := make([]error, 3)
-	var wg sync.WaitGroup
-	for i := range stores {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			stores[i], errs[i] = Open(ctx, clusterOptions(dirs, addrs, i))
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("store %d: %v", i, err)
-		}
-	}
+	stores, dirs, addrs := openCluster(t, ctx, 3)
 	defer func() {
 		for _, s := range stores {
 			if s != nil {

@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -97,24 +96,7 @@ func retry(t *testing.T, within time.Duration, what string, f func() error) {
 func TestControllerFailover(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
 	defer cancel()
-	addrs := freeAddrs(t, 3)
-	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
-	stores := make([]*Store, 3)
-	errs := make([]error, 3)
-	var wg sync.WaitGroup
-	for i := range stores {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			stores[i], errs[i] = Open(ctx, clusterOptions(dirs, addrs, i))
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("store %d: %v", i, err)
-		}
-	}
+	stores, _, _ := openCluster(t, ctx, 3)
 	bs := make([]*broker, 3)
 	for i, s := range stores {
 		bs[i] = startBroker(t, s, int32(i))
