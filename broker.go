@@ -36,6 +36,7 @@ type Option func(*startConfig)
 
 type startConfig struct {
 	node          actors.Config
+	cluster       cluster.Options // ClusterListen empty: single node
 	gateway       *gateway.Config // nil: no Kafka listener
 	metrics       bool
 	metricsListen string
@@ -71,6 +72,20 @@ func WithGatewayConfig(fn func(*gateway.Config)) Option {
 // Broker.Metrics().Handler() yourself.
 func WithMetricsListen(addr string) Option {
 	return func(c *startConfig) { c.metrics, c.metricsListen = true, addr }
+}
+
+// WithCluster makes the broker node nodeID of a cluster: its embedded NATS
+// server accepts routes on clusterListen (host:port) and joins the servers
+// at peers (the other brokers' clusterListen addresses). The brokers
+// elect a controller, which places each partition's replicas and elects
+// their leaders; followers replicate from leaders over protoactor remote,
+// so WithRemoteListen is required too. Without WithCluster the broker is a
+// single node.
+func WithCluster(nodeID int32, clusterListen string, peers []string) Option {
+	return func(c *startConfig) {
+		c.node.NodeID = nodeID
+		c.cluster.NodeID, c.cluster.ClusterListen, c.cluster.Peers = int(nodeID), clusterListen, peers
+	}
 }
 
 // WithDataDir sets the data directory (default "./data").
@@ -143,12 +158,22 @@ func Start(ctx context.Context, opts ...Option) (*Broker, error) {
 			_ = msrv.Close()
 		}
 	}
-	meta, err := cluster.Open(ctx, cluster.Options{DataDir: filepath.Join(c.node.DataDir, "meta"), Logger: c.node.Logger})
+	copts := c.cluster
+	copts.DataDir, copts.Logger = filepath.Join(c.node.DataDir, "meta"), c.node.Logger
+	clustered := copts.ClusterListen != ""
+	if clustered && c.node.RemoteListen == "" {
+		closeMetrics()
+		return nil, errors.New("fluxo: a cluster member needs a remote listener (WithRemoteListen): replicas fetch over it")
+	}
+	meta, err := cluster.Open(ctx, copts)
 	if err != nil {
 		closeMetrics()
 		return nil, fmt.Errorf("fluxo: coordination store: %w", err)
 	}
 	c.node.Metadata = meta
+	if clustered {
+		c.node.Cluster = meta
+	}
 	if c.node.ProducerIDs == nil {
 		c.node.ProducerIDs = cluster.NewProducerIDs(meta, cluster.DefaultProducerIDBlockSize)
 	}
@@ -171,7 +196,19 @@ func Start(ctx context.Context, opts ...Option) (*Broker, error) {
 		if gc.Observer == nil && ms != nil {
 			gc.Observer = ms
 		}
+		gc.NodeID = c.node.NodeID
 		if b.gateway, err = gateway.Start(node, gc); err != nil {
+			_ = b.Close()
+			return nil, fmt.Errorf("fluxo: %w", err)
+		}
+	}
+	if clustered {
+		var host string
+		var port int32
+		if b.gateway != nil {
+			host, port = b.gateway.Advertised()
+		}
+		if err := node.JoinCluster(ctx, host, port); err != nil {
 			_ = b.Close()
 			return nil, fmt.Errorf("fluxo: %w", err)
 		}
@@ -193,6 +230,28 @@ func (b *Broker) Close() error {
 		errs = append(errs, b.gateway.Close())
 	}
 	errs = append(errs, b.node.Stop(), b.meta.Close())
+	if b.metrics != nil {
+		b.metrics.SetNode(nil)
+	}
+	if b.mserver != nil {
+		errs = append(errs, b.mserver.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Kill stops the broker as abruptly as an in-process test can: the Kafka
+// listener and the coordination store's server go at once, the node
+// without a controlled shutdown (the other brokers notice the silence).
+// Unsynced writes are lost only with a CrashFS (WithFS).
+func (b *Broker) Kill() error {
+	var errs []error
+	if b.metrics != nil {
+		b.metrics.SetReady(false)
+	}
+	if b.gateway != nil {
+		errs = append(errs, b.gateway.Close())
+	}
+	errs = append(errs, b.meta.Close(), b.node.Halt())
 	if b.metrics != nil {
 		b.metrics.SetNode(nil)
 	}

@@ -47,6 +47,15 @@ func (b *brokerActor) Receive(ctx actor.Context) {
 			return
 		}
 		ctx.Forward(h.pid)
+	case *fluxopb.ReplicaFetchRequest:
+		// A follower's fetch: the partition actor answers the follower's
+		// actor directly.
+		h, e := b.node.handle(m.Topic, m.Partition)
+		if e != nil {
+			respond(ctx, ctx.Sender(), &fluxopb.ReplicaFetchResponse{Topic: m.Topic, Partition: m.Partition, FetchId: m.FetchId, ErrorCode: int32(e.Code)})
+			return
+		}
+		ctx.Forward(h.pid)
 	case *fluxopb.DeleteRecordsRequest:
 		h, e := b.node.handle(m.Topic, m.Partition)
 		if e != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/fluxo-broker/fluxo/cluster"
 	"github.com/fluxo-broker/fluxo/persistence"
 )
 
@@ -54,6 +55,26 @@ type Config struct {
 	// DefaultMinInsyncReplicas is min.insync.replicas for topics that do not
 	// set it. Default 0: 2 for three or more replicas, else 1.
 	DefaultMinInsyncReplicas int32
+
+	// NodeID is this broker's id, unique in its cluster. Default 0.
+	NodeID int32
+	// Cluster is the coordination store shared by the brokers of a cluster
+	// (the same store as Metadata). Nil: a single node that leads every
+	// partition. With it the node needs RemoteListen (replicas fetch over
+	// protoactor remote) and JoinCluster after Start.
+	Cluster *cluster.Store
+	// HeartbeatInterval is how often this node heartbeats. Default 200 ms.
+	HeartbeatInterval time.Duration
+	// LivenessWindow is the silence after which a broker is dead and its
+	// leaderships move. Default 2 s.
+	LivenessWindow time.Duration
+	// PreferredLeaderDelay: a partition's preferred replica (its first)
+	// takes leadership back once it has been alive and in sync this long.
+	// Default 10 s.
+	PreferredLeaderDelay time.Duration
+	// ShutdownLeadershipWait bounds how long Stop waits for the controller
+	// to move this node's leaderships away. Default 5 s.
+	ShutdownLeadershipWait time.Duration
 
 	// Metadata is the coordination store holding topics. Required.
 	Metadata MetadataStore
@@ -124,6 +145,18 @@ func (c *Config) EnsureDefaults() {
 	if c.GroupMaxSessionTimeout == 0 {
 		c.GroupMaxSessionTimeout = 30 * time.Minute
 	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 200 * time.Millisecond
+	}
+	if c.LivenessWindow == 0 {
+		c.LivenessWindow = 2 * time.Second
+	}
+	if c.PreferredLeaderDelay == 0 {
+		c.PreferredLeaderDelay = 10 * time.Second
+	}
+	if c.ShutdownLeadershipWait == 0 {
+		c.ShutdownLeadershipWait = 5 * time.Second
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -163,6 +196,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: RequestTimeout %v below 1ms", c.RequestTimeout)
 	case c.ReplicaLagTime < time.Millisecond:
 		return fmt.Errorf("config: ReplicaLagTime %v below 1ms", c.ReplicaLagTime)
+	case c.Cluster != nil && c.RemoteListen == "":
+		return errors.New("config: a clustered node needs RemoteListen (replicas fetch over protoactor remote)")
+	case c.NodeID < 0:
+		return fmt.Errorf("config: NodeID %d is negative", c.NodeID)
+	case c.HeartbeatInterval >= c.LivenessWindow:
+		return fmt.Errorf("config: HeartbeatInterval %v must be below LivenessWindow %v", c.HeartbeatInterval, c.LivenessWindow)
 	case c.DefaultMinInsyncReplicas < 0:
 		return fmt.Errorf("config: DefaultMinInsyncReplicas %d is negative", c.DefaultMinInsyncReplicas)
 	}

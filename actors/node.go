@@ -14,6 +14,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -43,6 +44,7 @@ type Node struct {
 	partitionsPID *actor.PID
 	groupsPID     *actor.PID
 	groups        groupIndex
+	member        *clusterMember // nil on a single node
 	restarts      restartCounts
 	topicMu       sync.Mutex // serialises topic create/delete/alter
 	topicsMu      sync.RWMutex
@@ -51,6 +53,7 @@ type Node struct {
 	retentionDone chan struct{}
 	actorsStopped chan struct{} // closed once Stop has stopped every actor
 	stopOnce      sync.Once
+	halting       atomic.Bool // Halt: stop without a controlled shutdown
 	stopErr       error
 }
 
@@ -95,6 +98,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, fmt.Errorf("start: %w", err)
 	}
 
+	if cfg.Cluster != nil {
+		n.member = newClusterMember(n)
+	}
 	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return quietLogger(cfg.Logger)
 	}))
@@ -133,6 +139,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, fmt.Errorf("start: load consumer groups: %w", err)
 	}
 	go n.retentionLoop()
+	if n.member != nil {
+		return n, nil // partitions start as the controller assigns them (JoinCluster)
+	}
 	if err := n.waitPartitionsStarted(ctx); err != nil {
 		_ = n.Stop()
 		stopped = true
@@ -216,6 +225,9 @@ func (n *Node) waitPartition(ctx context.Context, id persistence.PartitionID) er
 // Stop stops the actors (answering held requests), syncs and closes storage.
 func (n *Node) Stop() error {
 	n.stopOnce.Do(func() {
+		if n.member != nil {
+			n.member.leave(n.halting.Load())
+		}
 		close(n.stopRetention)
 		<-n.retentionDone
 		if n.brokerPID != nil {
@@ -229,6 +241,13 @@ func (n *Node) Stop() error {
 		n.stopErr = n.store.Close()
 	})
 	return n.stopErr
+}
+
+// Halt stops the node as a crash would look to the cluster: no leaving
+// announcement and no wait for leaderships to move (tests' broker kill).
+func (n *Node) Halt() error {
+	n.halting.Store(true)
+	return n.Stop()
 }
 
 // System is the node's actor system (to spawn actors beside the broker's).
@@ -356,6 +375,9 @@ func (n *Node) Fetch(ctx context.Context, req *fluxopb.FetchRequest) (*fluxopb.F
 	if kerrr != nil {
 		return &fluxopb.FetchResponse{ErrorCode: int32(kerrr.Code), ErrorMessage: fmt.Sprintf("topic %q partition %d does not exist", req.Topic, req.Partition), HighWatermark: -1, LogStartOffset: -1}, nil
 	}
+	if !h.view.leader.Load() {
+		return &fluxopb.FetchResponse{ErrorCode: int32(kerr.NotLeaderForPartition.Code), ErrorMessage: "this broker does not lead the partition", HighWatermark: -1, LogStartOffset: -1}, nil
+	}
 	maxBytes := int(req.MaxBytes)
 	if maxBytes <= 0 {
 		maxBytes = 1 << 20
@@ -388,6 +410,9 @@ func (n *Node) ListOffsets(ctx context.Context, req *fluxopb.ListOffsetsRequest)
 		return &fluxopb.ListOffsetsResponse{ErrorCode: int32(kerrr.Code), Offset: -1, Timestamp: -1}, nil
 	}
 	log, err := h.view.currentLog()
+	if err == nil && !h.view.leader.Load() {
+		err = errors.New("this broker does not lead the partition")
+	}
 	if err != nil {
 		return &fluxopb.ListOffsetsResponse{ErrorCode: int32(kerr.NotLeaderForPartition.Code), ErrorMessage: err.Error(), Offset: -1, Timestamp: -1}, nil
 	}
@@ -527,6 +552,7 @@ type PartitionState struct {
 	LogStartOffset int64
 	LogEndOffset   int64
 	LeaderEpoch    int32
+	Leader         bool // this node leads the partition
 }
 
 // Partition reports a hosted partition's published state; ok is false when
@@ -541,6 +567,7 @@ func (n *Node) Partition(topic string, partition int32) (st PartitionState, ok b
 		LogStartOffset: h.view.logStart.Load(),
 		LogEndOffset:   h.view.logEnd.Load(),
 		LeaderEpoch:    h.view.leaderEpoch.Load(),
+		Leader:         h.view.leader.Load(),
 	}, true
 }
 

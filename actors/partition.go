@@ -3,6 +3,7 @@ package actors
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -54,6 +55,11 @@ type partitionActor struct {
 	incarnation uint64
 	log         persistence.Log
 	core        *partitionCore
+
+	// Replication (clustered nodes only; hooks nil on a single node).
+	hooks  *replicaHooks
+	follow followerLoop
+	parked []parkedFetch
 }
 
 var incarnations atomicCounter
@@ -82,6 +88,28 @@ func (a *partitionActor) Receive(ctx actor.Context) {
 		a.core.maxMessageBytes = a.view.maxMessageBytes.Load()
 	case *infoMsg:
 		ctx.Respond(a.info())
+	case *roleMsg:
+		if a.hooks != nil {
+			a.applyRole(ctx, m.st)
+		}
+	case *replTick:
+		if a.hooks != nil {
+			a.tick(ctx)
+		}
+	case *fluxopb.ReplicaFetchRequest:
+		if a.hooks == nil {
+			respond(ctx, ctx.Sender(), &fluxopb.ReplicaFetchResponse{Topic: m.Topic, Partition: m.Partition, FetchId: m.FetchId, ErrorCode: int32(kerr.NotLeaderForPartition.Code)})
+			return
+		}
+		a.replicaFetch(ctx, m, ctx.Sender(), time.Now().Add(replicaFetchWait))
+	case *fluxopb.ReplicaFetchResponse:
+		if a.hooks != nil {
+			a.fetchAnswered(ctx, m)
+		}
+	case *isrResult:
+		if a.hooks != nil {
+			a.isrAnswered(ctx, m)
+		}
 	case *actor.Restarting:
 		a.shutdown(ctx, "partition actor restarting after a failure; retry")
 	case *actor.Stopping:
@@ -100,12 +128,21 @@ func (a *partitionActor) start(ctx actor.Context) {
 	a.log = log
 	cp := log.Checkpoint()
 	a.core = newPartitionCore(cp, a.view.maxMessageBytes.Load())
+	if a.hooks != nil {
+		// Before the sync below: a clustered replica's high watermark must
+		// not jump to its own log end.
+		a.prepareReplication()
+	}
 	// Recovery synced what it found, so all of it is durable.
 	a.core.synced(cp.LogEndOffset)
 	if a.core.hw < cp.LogStartOffset {
 		a.core.hw = cp.LogStartOffset
 	}
 	a.view.leaderEpoch.Store(a.core.leaderEpoch)
+	a.view.leader.Store(a.hooks == nil)
+	if a.hooks != nil {
+		a.applyCurrentRole(ctx)
+	}
 	a.view.open(log, a.core.hw, a.core.logStart(), a.core.logEnd())
 }
 
@@ -132,6 +169,7 @@ func (a *partitionActor) produce(ctx actor.Context, req *fluxopb.ProduceRequest)
 		a.log.Sync(func(err error) {
 			sys.Root.Send(self, &syncedMsg{incarnation: inc, upTo: upTo, err: err})
 		})
+		a.answerParked(ctx, true) // followers long-polling get the batch now
 	}
 	sender := ctx.Sender()
 	if !d.wait {
@@ -158,6 +196,10 @@ func (a *partitionActor) synced(ctx actor.Context, m *syncedMsg) {
 		panic(fmt.Errorf("partition %s-%d: sync: %w", a.id.Topic, a.id.Partition, m.err))
 	}
 	released := a.core.synced(m.upTo)
+	if a.hooks != nil && a.core.repl.role == roleFollower {
+		a.publish()
+		a.sendFetch(ctx)
+	}
 	if len(released) == 0 {
 		return
 	}
@@ -220,6 +262,10 @@ func (a *partitionActor) info() *fluxopb.PartitionInfo {
 // It runs in the old incarnation, before a restart or a stop.
 func (a *partitionActor) shutdown(ctx actor.Context, why string) {
 	a.view.log.Store(nil)
+	for _, p := range a.parked {
+		ctx.Send(p.sender, &fluxopb.ReplicaFetchResponse{Topic: p.req.Topic, Partition: p.req.Partition, FetchId: p.req.FetchId, ErrorCode: int32(kerr.NotLeaderForPartition.Code)})
+	}
+	a.parked = nil
 	if a.core != nil {
 		for _, p := range a.core.failPending(kerr.NotLeaderForPartition, why) {
 			if pid, ok := p.token.(*actor.PID); ok && pid != nil {

@@ -88,6 +88,12 @@ type partitionsSupervisor struct {
 func (s *partitionsSupervisor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
+		if m := s.node.member; m != nil {
+			for _, id := range m.hostedStates() {
+				s.spawn(ctx, []persistence.PartitionID{id}, s.node.topicConfig(s.node.cachedTopic(id.Topic)).maxMessageBytes)
+			}
+			return
+		}
 		for _, t := range s.node.topicsSnapshot() {
 			ids := make([]persistence.PartitionID, t.Partitions)
 			for i := range ids {
@@ -121,9 +127,13 @@ func (s *partitionsSupervisor) spawn(ctx actor.Context, ids []persistence.Partit
 		view := newPartitionView(id)
 		view.maxMessageBytes.Store(maxMessageBytes)
 		store, logger := s.node.store, s.node.logger
+		var hooks *replicaHooks
+		if m := s.node.member; m != nil {
+			hooks = m.hooks()
+		}
 		props := actor.PropsFromProducer(func() actor.Actor {
 			// A restart builds a fresh actor sharing the view.
-			return &partitionActor{id: id, store: store, view: view, logger: logger}
+			return &partitionActor{id: id, store: store, view: view, logger: logger, hooks: hooks}
 		}, actor.WithReceiverMiddleware(s.node.cfg.ActorMiddleware...))
 		pid, err := ctx.SpawnNamed(props, partitionActorName(id))
 		if err != nil {

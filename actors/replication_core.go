@@ -143,6 +143,12 @@ func (c *partitionCore) configureReplication(self int32, lagTimeMs int64, minISR
 	r.minISR, r.minISRSet = max(minISR, 1), minISR > 0
 }
 
+// awaitRole makes a clustered replica refuse produce until the controller
+// tells it its role: it starts as a follower of no leader.
+func (c *partitionCore) awaitRole() {
+	c.repl.role, c.repl.leader = roleFollower, -1
+}
+
 // markLostData records that a crash may have dropped unsynced data here.
 // session must differ from every earlier incarnation's (the shell's
 // incarnation number): only an answer to a fetch sent since shows what the

@@ -130,13 +130,21 @@ func (n *Node) CreateTopic(ctx context.Context, req *fluxopb.CreateTopicRequest)
 	}
 	id[6] = id[6]&0x0f | 0x40 // version 4
 	id[8] = id[8]&0x3f | 0x80 // RFC 4122 variant
+	rf, live := req.ReplicationFactor, int32(n.liveCount())
+	if rf <= 0 {
+		rf = int32(cluster.DefaultReplicationFactor(int(live)))
+	}
+	if rf > live {
+		res.ErrorCode, res.ErrorMessage = topicErr(kerr.InvalidReplicationFactor, "replication factor %d exceeds the %d live brokers", rf, live)
+		return res, nil
+	}
 	t := &fluxopb.TopicMetadata{
 		Name:              req.Name,
 		Id:                id,
 		Partitions:        parts,
 		Config:            req.Config,
 		CreatedUnixMs:     n.cfg.Now().UnixMilli(),
-		ReplicationFactor: 1,
+		ReplicationFactor: rf,
 	}
 	if t.Config == nil {
 		t.Config = &fluxopb.TopicConfig{}
@@ -177,6 +185,12 @@ func partitionIDs(t *fluxopb.TopicMetadata, from int32) []persistence.PartitionI
 }
 
 func (n *Node) startTopicPartitions(ctx context.Context, t *fluxopb.TopicMetadata) error {
+	if n.member != nil {
+		// The controller places the partitions; each broker starts its
+		// replicas as the states arrive (clusterMember.followPartitions).
+		n.member.kickController()
+		return n.waitLeaders(ctx, t, 0)
+	}
 	ids := partitionIDs(t, 0)
 	res, err := n.request(ctx, n.partitionsPID, &startPartitions{ids: ids, maxMessageBytes: n.topicConfig(t).maxMessageBytes}, 0)
 	if err != nil {
@@ -211,24 +225,42 @@ func (n *Node) DeleteTopic(ctx context.Context, req *fluxopb.DeleteTopicRequest)
 		}
 		return nil, fmt.Errorf("delete topic %q: %w", req.Name, err)
 	}
-	n.topicsMu.Lock()
-	delete(n.topics, req.Name)
-	n.topicsMu.Unlock()
 	n.logger.Info("topic deleted", "topic", req.Name)
+	if n.member != nil {
+		// The other brokers drop their replicas when their topic watch
+		// sees the deletion.
+		if err := n.member.store.DeletePartitionStates(ctx, req.Name); err != nil {
+			n.logger.Warn("delete topic: partition states", "topic", req.Name, "err", err)
+		}
+	}
 	if t == nil {
 		return res, nil
 	}
+	if err := n.dropLocalTopic(ctx, t); err != nil {
+		return nil, fmt.Errorf("delete topic %q: %w", req.Name, err)
+	}
+	return res, nil
+}
+
+// dropLocalTopic forgets a deleted topic here: its cache entry, its
+// partition actors and data, and the groups' offsets for it.
+func (n *Node) dropLocalTopic(ctx context.Context, t *fluxopb.TopicMetadata) error {
+	n.topicsMu.Lock()
+	if cur := n.topics[t.Name]; cur != nil && string(cur.Id) == string(t.Id) {
+		delete(n.topics, t.Name)
+	}
+	n.topicsMu.Unlock()
 	ids := partitionIDs(t, 0)
 	if _, err := n.request(ctx, n.partitionsPID, &stopPartitions{ids: ids}, 0); err != nil {
-		return nil, fmt.Errorf("delete topic %q: stop partitions: %w", req.Name, err)
+		return fmt.Errorf("stop partitions: %w", err)
 	}
 	for _, id := range ids {
 		if err := n.store.DeletePartition(id); err != nil {
-			return nil, fmt.Errorf("delete topic %q: %w", req.Name, err)
+			return err
 		}
 	}
-	n.forgetTopicOffsets(ctx, req.Name)
-	return res, nil
+	n.forgetTopicOffsets(ctx, t.Name)
+	return nil
 }
 
 // ListTopics lists the topics, sorted by name.

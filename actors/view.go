@@ -26,6 +26,9 @@ type partitionView struct {
 	// restarted actor incarnation starts with the current value.
 	maxMessageBytes atomic.Int32
 	leaderEpoch     atomic.Int32
+	// leader: this replica leads the partition (always, on a single node);
+	// consumers read only from the leader.
+	leader atomic.Bool
 
 	// Traffic since the partition was opened on this node, for metrics:
 	// batches appended (in) and sent to consumers (out).

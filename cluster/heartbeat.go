@@ -117,7 +117,11 @@ func (s *Store) NewLiveness(cfg LivenessConfig) (*Liveness, error) {
 	l := newLiveness(cfg)
 	sub, err := s.nc.Subscribe(HeartbeatSubjectPrefix+"*", func(m *nats.Msg) {
 		id, err := strconv.ParseInt(strings.TrimPrefix(m.Subject, HeartbeatSubjectPrefix), 10, 32)
-		if err == nil && id >= 0 {
+		switch {
+		case err != nil || id < 0:
+		case string(m.Data) == leavingPayload:
+			l.leave(int32(id))
+		default:
 			l.observe(int32(id))
 		}
 	})
@@ -175,6 +179,34 @@ func (l *Liveness) observe(id int32) {
 		l.alive[id] = true
 		l.emit(LivenessChange{NodeID: id, Alive: true})
 	}
+}
+
+// leave declares id dead at once: it announced a controlled shutdown.
+func (l *Liveness) leave(id int32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.last[id] = time.Time{}
+	if l.alive[id] {
+		l.alive[id] = false
+		l.emit(LivenessChange{NodeID: id, Alive: false})
+	}
+}
+
+// leavingPayload marks a broker's last heartbeat: it is shutting down and
+// should be treated as dead now, not after a window of silence.
+const leavingPayload = "leaving"
+
+// AnnounceLeaving tells every broker's Liveness that nodeID is shutting
+// down (stop its Heartbeater first, or the next beat revives it), so the
+// controller moves its leaderships without waiting for the silence window.
+func (s *Store) AnnounceLeaving(nodeID int32) error {
+	if s.closed.Load() {
+		return opError("announce leaving", errStoreClose)
+	}
+	if err := s.nc.Publish(heartbeatSubject(nodeID), []byte(leavingPayload)); err != nil {
+		return opError("announce leaving", err)
+	}
+	return opError("announce leaving", s.nc.Flush())
 }
 
 // sweep declares dead every alive broker silent for longer than the window.

@@ -73,6 +73,7 @@ type PartitionRef struct {
 	Topic     string
 	Partition int32
 	State     *fluxopb.PartitionState
+	Revision  uint64
 }
 
 // ListPartitions returns every partition state (of one topic, or of all
@@ -94,7 +95,7 @@ func (s *Store) ListPartitions(ctx context.Context, topic string) ([]PartitionRe
 		if err := proto.Unmarshal(e.Value(), st); err != nil {
 			return fmt.Errorf("key %s: %w", e.Key(), err)
 		}
-		out = append(out, PartitionRef{Topic: name, Partition: p, State: st})
+		out = append(out, PartitionRef{Topic: name, Partition: p, State: st, Revision: e.Revision()})
 		return nil
 	})
 	if err != nil {

@@ -2,8 +2,9 @@ package gateway
 
 // Metadata: versions 0-12.
 //
-// This node leads every partition it hosts (single node; the cluster issue
-// brings replicas). Topics get their UUIDs at creation; v10+ may ask by id.
+// A single node leads every partition it hosts; in a cluster the answer
+// lists the live brokers and each partition's recorded leader, leader
+// epoch, replicas and in-sync replicas (gateway/cluster.go). Topics get their UUIDs at creation; v10+ may ask by id.
 // Unknown topics are created when the request allows it (v4+ flag; always
 // before v4) and the broker's auto.create.topics.enable is on, with the
 // default partition count, as Kafka does. Skipped: authorized operations
@@ -26,12 +27,14 @@ func serveMetadata(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Respon
 	req := kreq.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	s := c.server
-	b := kmsg.NewMetadataResponseBroker()
-	b.NodeID, b.Host, b.Port = s.cfg.NodeID, s.host, s.port
-	resp.Brokers = append(resp.Brokers, b)
+	for _, br := range s.brokers() {
+		b := kmsg.NewMetadataResponseBroker()
+		b.NodeID, b.Host, b.Port = br.NodeID, br.Host, br.Port
+		resp.Brokers = append(resp.Brokers, b)
+	}
 	clusterID := s.cfg.ClusterID
 	resp.ClusterID = &clusterID
-	resp.ControllerID = s.cfg.NodeID
+	resp.ControllerID = s.controllerID()
 
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if all {
@@ -96,15 +99,8 @@ func (s *Server) metadataTopic(t *fluxopb.TopicMetadata) kmsg.MetadataResponseTo
 	for p := int32(0); p < t.Partitions; p++ {
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p
-		mp.Leader = s.cfg.NodeID
-		mp.Replicas = []int32{s.cfg.NodeID}
-		mp.ISR = []int32{s.cfg.NodeID}
-		if st, ok := s.node.Partition(t.Name, p); ok {
-			mp.LeaderEpoch = st.LeaderEpoch
-		} else {
-			mp.ErrorCode = kerr.LeaderNotAvailable.Code
-			mp.Leader = -1
-		}
+		l, code := s.leadership(t.Name, p)
+		mp.Leader, mp.LeaderEpoch, mp.Replicas, mp.ISR, mp.ErrorCode = l.Leader, l.LeaderEpoch, l.Replicas, l.ISR, code
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt

@@ -2,8 +2,9 @@ package gateway
 
 // FindCoordinator: versions 0-6; v4+ batches keys (KIP-699).
 //
-// Every group's coordinator is this broker on a single node: its group
-// actor, journaled in the group's __consumer_offsets partition. An empty
+// A group's coordinator is the leader of its __consumer_offsets partition
+// (this broker on a single node); COORDINATOR_NOT_AVAILABLE while that
+// partition has no live leader. An empty
 // group id is INVALID_GROUP_ID.
 //
 // Skipped: transactions. A transactional id (key type 1) gets
@@ -33,7 +34,15 @@ func serveFindCoordinator(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg
 		case key == "":
 			return kerr.InvalidGroupID.Code, -1, -1, ""
 		}
-		return 0, s.cfg.NodeID, s.port, s.host
+		id, ok := s.node.GroupCoordinatorNode(key)
+		if !ok {
+			return kerr.CoordinatorNotAvailable.Code, -1, -1, ""
+		}
+		b, live := s.broker(id)
+		if !live {
+			return kerr.CoordinatorNotAvailable.Code, -1, -1, ""
+		}
+		return 0, b.NodeID, b.Port, b.Host
 	}
 	if req.Version < 4 {
 		code, node, port, host := find(req.CoordinatorKey)

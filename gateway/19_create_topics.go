@@ -62,6 +62,10 @@ func (s *Server) createTopic(ctx context.Context, validateOnly bool, rt *kmsg.Cr
 			st.ErrorCode, st.ErrorMessage = codeMsg(kerr.InvalidRequest, "both a replica assignment and a partition count or replication factor are set; give one or the other")
 			return
 		}
+		if s.node.Clustered() {
+			st.ErrorCode, st.ErrorMessage = codeMsg(kerr.InvalidReplicaAssignment, "manual replica assignment is not supported; give a partition count and replication factor")
+			return
+		}
 		n, ok := s.singleNodeAssignment(rt.ReplicaAssignment)
 		if !ok {
 			st.ErrorCode, st.ErrorMessage = codeMsg(kerr.InvalidReplicaAssignment, "every partition 0..n-1 must be assigned exactly once, to node %d alone (single-node cluster)", s.cfg.NodeID)
@@ -76,17 +80,26 @@ func (s *Server) createTopic(ctx context.Context, validateOnly bool, rt *kmsg.Cr
 			st.ErrorCode, st.ErrorMessage = codeMsg(kerr.InvalidPartitions, "partition count %d must be positive, or -1 for the broker default", parts)
 			return
 		}
-		if rf := rt.ReplicationFactor; rf != -1 && rf != 1 {
+		switch rf := rt.ReplicationFactor; {
+		case rf == -1:
+		case rf < 1:
+			st.ErrorCode, st.ErrorMessage = codeMsg(kerr.InvalidReplicationFactor, "replication factor %d must be positive, or -1 for the default", rf)
+			return
+		case !s.node.Clustered() && rf != 1:
 			st.ErrorCode, st.ErrorMessage = codeMsg(kerr.InvalidReplicationFactor, "replication factor %d cannot be reached: this cluster has 1 broker (use 1 or -1)", rf)
 			return
 		}
+	}
+	rf := max(rt.ReplicationFactor, 0)
+	if len(rt.ReplicaAssignment) > 0 {
+		rf = 1
 	}
 	cfg, terr := topicConfigFromKafka(len(rt.Configs), func(i int) (string, *string) { return rt.Configs[i].Name, rt.Configs[i].Value })
 	if terr != nil {
 		st.ErrorCode, st.ErrorMessage = terr.Err.Code, &terr.Message
 		return
 	}
-	res, err := s.node.CreateTopic(ctx, &fluxopb.CreateTopicRequest{Name: rt.Topic, Partitions: parts, Config: cfg, ValidateOnly: validateOnly})
+	res, err := s.node.CreateTopic(ctx, &fluxopb.CreateTopicRequest{Name: rt.Topic, Partitions: parts, Config: cfg, ValidateOnly: validateOnly, ReplicationFactor: int32(rf)})
 	if err != nil {
 		st.ErrorCode, st.ErrorMessage = s.topicErrCode(ctx, "create topic", err)
 		return
@@ -101,7 +114,7 @@ func (s *Server) createTopic(ctx context.Context, validateOnly bool, rt *kmsg.Cr
 	t := res.Topic
 	copy(st.TopicID[:], t.Id)
 	st.NumPartitions = t.Partitions
-	st.ReplicationFactor = 1
+	st.ReplicationFactor = int16(max(t.ReplicationFactor, 1))
 	d := s.node.TopicDefaults()
 	for _, k := range topicConfigKeys {
 		v, set := topicConfigValue(k, t.Config, d)

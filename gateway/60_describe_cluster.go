@@ -28,9 +28,11 @@ func serveDescribeCluster(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg
 		return resp, nil
 	}
 	resp.ClusterID = s.cfg.ClusterID
-	resp.ControllerID = s.cfg.NodeID
-	b := kmsg.NewDescribeClusterResponseBroker()
-	b.NodeID, b.Host, b.Port = s.cfg.NodeID, s.host, s.port
-	resp.Brokers = append(resp.Brokers, b)
+	resp.ControllerID = s.controllerID()
+	for _, br := range s.brokers() {
+		b := kmsg.NewDescribeClusterResponseBroker()
+		b.NodeID, b.Host, b.Port = br.NodeID, br.Host, br.Port
+		resp.Brokers = append(resp.Brokers, b)
+	}
 	return resp, nil
 }

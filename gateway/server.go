@@ -166,6 +166,9 @@ func Start(node *actors.Node, cfg Config) (*Server, error) {
 // Addr is the bound listen address.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
+// Advertised is the host and port Metadata tells clients for this broker.
+func (s *Server) Advertised() (string, int32) { return s.host, s.port }
+
 // Close stops accepting and closes every connection.
 func (s *Server) Close() error {
 	var err error

@@ -471,13 +471,14 @@ func (x *ListOffsetsResponse) GetTimestamp() int64 {
 }
 
 type CreateTopicRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Partitions    int32                  `protobuf:"varint,2,opt,name=partitions,proto3" json:"partitions,omitempty"` // 0: the broker's default
-	Config        *TopicConfig           `protobuf:"bytes,3,opt,name=config,proto3" json:"config,omitempty"`
-	ValidateOnly  bool                   `protobuf:"varint,4,opt,name=validate_only,json=validateOnly,proto3" json:"validate_only,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Name              string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Partitions        int32                  `protobuf:"varint,2,opt,name=partitions,proto3" json:"partitions,omitempty"` // 0: the broker's default
+	Config            *TopicConfig           `protobuf:"bytes,3,opt,name=config,proto3" json:"config,omitempty"`
+	ValidateOnly      bool                   `protobuf:"varint,4,opt,name=validate_only,json=validateOnly,proto3" json:"validate_only,omitempty"`
+	ReplicationFactor int32                  `protobuf:"varint,5,opt,name=replication_factor,json=replicationFactor,proto3" json:"replication_factor,omitempty"` // 0: the cluster default, min(3, live brokers)
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *CreateTopicRequest) Reset() {
@@ -536,6 +537,13 @@ func (x *CreateTopicRequest) GetValidateOnly() bool {
 		return x.ValidateOnly
 	}
 	return false
+}
+
+func (x *CreateTopicRequest) GetReplicationFactor() int32 {
+	if x != nil {
+		return x.ReplicationFactor
+	}
+	return 0
 }
 
 type CreateTopicResponse struct {
@@ -1214,6 +1222,265 @@ func (x *DeleteRecordsResponse) GetLowWatermark() int64 {
 	return 0
 }
 
+// ReplicaFetchRequest is a follower partition actor's fetch from its
+// leader's (Kafka's Fetch with a replica id, KIP-320 epochs), sent over
+// protoactor remote to the leader's broker actor, which forwards it.
+type ReplicaFetchRequest struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Topic            string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition        int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	ReplicaId        int32                  `protobuf:"varint,3,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	LeaderEpoch      int32                  `protobuf:"varint,4,opt,name=leader_epoch,json=leaderEpoch,proto3" json:"leader_epoch,omitempty"`                  // the follower's current leader epoch
+	FetchOffset      int64                  `protobuf:"varint,5,opt,name=fetch_offset,json=fetchOffset,proto3" json:"fetch_offset,omitempty"`                  // the follower's durable log end
+	LastFetchedEpoch int32                  `protobuf:"varint,6,opt,name=last_fetched_epoch,json=lastFetchedEpoch,proto3" json:"last_fetched_epoch,omitempty"` // epoch of its last batch; -1: none
+	Session          uint64                 `protobuf:"varint,7,opt,name=session,proto3" json:"session,omitempty"`                                             // the follower incarnation's tag
+	FetchId          uint64                 `protobuf:"varint,8,opt,name=fetch_id,json=fetchId,proto3" json:"fetch_id,omitempty"`                              // echoed, to match answers to fetches
+	MaxBytes         int32                  `protobuf:"varint,9,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ReplicaFetchRequest) Reset() {
+	*x = ReplicaFetchRequest{}
+	mi := &file_fluxo_v1_api_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaFetchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaFetchRequest) ProtoMessage() {}
+
+func (x *ReplicaFetchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_fluxo_v1_api_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaFetchRequest.ProtoReflect.Descriptor instead.
+func (*ReplicaFetchRequest) Descriptor() ([]byte, []int) {
+	return file_fluxo_v1_api_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ReplicaFetchRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ReplicaFetchRequest) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ReplicaFetchRequest) GetReplicaId() int32 {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return 0
+}
+
+func (x *ReplicaFetchRequest) GetLeaderEpoch() int32 {
+	if x != nil {
+		return x.LeaderEpoch
+	}
+	return 0
+}
+
+func (x *ReplicaFetchRequest) GetFetchOffset() int64 {
+	if x != nil {
+		return x.FetchOffset
+	}
+	return 0
+}
+
+func (x *ReplicaFetchRequest) GetLastFetchedEpoch() int32 {
+	if x != nil {
+		return x.LastFetchedEpoch
+	}
+	return 0
+}
+
+func (x *ReplicaFetchRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *ReplicaFetchRequest) GetFetchId() uint64 {
+	if x != nil {
+		return x.FetchId
+	}
+	return 0
+}
+
+func (x *ReplicaFetchRequest) GetMaxBytes() int32 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
+}
+
+type ReplicaFetchResponse struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Topic              string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition          int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	ErrorCode          int32                  `protobuf:"varint,3,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	LeaderEpoch        int32                  `protobuf:"varint,4,opt,name=leader_epoch,json=leaderEpoch,proto3" json:"leader_epoch,omitempty"`
+	FetchOffset        int64                  `protobuf:"varint,5,opt,name=fetch_offset,json=fetchOffset,proto3" json:"fetch_offset,omitempty"`
+	Session            uint64                 `protobuf:"varint,6,opt,name=session,proto3" json:"session,omitempty"`
+	FetchId            uint64                 `protobuf:"varint,7,opt,name=fetch_id,json=fetchId,proto3" json:"fetch_id,omitempty"`
+	ReadTo             int64                  `protobuf:"varint,8,opt,name=read_to,json=readTo,proto3" json:"read_to,omitempty"`
+	HighWatermark      int64                  `protobuf:"varint,9,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
+	LogStartOffset     int64                  `protobuf:"varint,10,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
+	Diverging          bool                   `protobuf:"varint,11,opt,name=diverging,proto3" json:"diverging,omitempty"` // truncate to the epoch below, then fetch again
+	DivergingEpoch     int32                  `protobuf:"varint,12,opt,name=diverging_epoch,json=divergingEpoch,proto3" json:"diverging_epoch,omitempty"`
+	DivergingEndOffset int64                  `protobuf:"varint,13,opt,name=diverging_end_offset,json=divergingEndOffset,proto3" json:"diverging_end_offset,omitempty"`
+	Records            []byte                 `protobuf:"bytes,14,opt,name=records,proto3" json:"records,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *ReplicaFetchResponse) Reset() {
+	*x = ReplicaFetchResponse{}
+	mi := &file_fluxo_v1_api_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaFetchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaFetchResponse) ProtoMessage() {}
+
+func (x *ReplicaFetchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_fluxo_v1_api_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaFetchResponse.ProtoReflect.Descriptor instead.
+func (*ReplicaFetchResponse) Descriptor() ([]byte, []int) {
+	return file_fluxo_v1_api_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ReplicaFetchResponse) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ReplicaFetchResponse) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ReplicaFetchResponse) GetErrorCode() int32 {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return 0
+}
+
+func (x *ReplicaFetchResponse) GetLeaderEpoch() int32 {
+	if x != nil {
+		return x.LeaderEpoch
+	}
+	return 0
+}
+
+func (x *ReplicaFetchResponse) GetFetchOffset() int64 {
+	if x != nil {
+		return x.FetchOffset
+	}
+	return 0
+}
+
+func (x *ReplicaFetchResponse) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *ReplicaFetchResponse) GetFetchId() uint64 {
+	if x != nil {
+		return x.FetchId
+	}
+	return 0
+}
+
+func (x *ReplicaFetchResponse) GetReadTo() int64 {
+	if x != nil {
+		return x.ReadTo
+	}
+	return 0
+}
+
+func (x *ReplicaFetchResponse) GetHighWatermark() int64 {
+	if x != nil {
+		return x.HighWatermark
+	}
+	return 0
+}
+
+func (x *ReplicaFetchResponse) GetLogStartOffset() int64 {
+	if x != nil {
+		return x.LogStartOffset
+	}
+	return 0
+}
+
+func (x *ReplicaFetchResponse) GetDiverging() bool {
+	if x != nil {
+		return x.Diverging
+	}
+	return false
+}
+
+func (x *ReplicaFetchResponse) GetDivergingEpoch() int32 {
+	if x != nil {
+		return x.DivergingEpoch
+	}
+	return 0
+}
+
+func (x *ReplicaFetchResponse) GetDivergingEndOffset() int64 {
+	if x != nil {
+		return x.DivergingEndOffset
+	}
+	return 0
+}
+
+func (x *ReplicaFetchResponse) GetRecords() []byte {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
 var File_fluxo_v1_api_proto protoreflect.FileDescriptor
 
 const file_fluxo_v1_api_proto_rawDesc = "" +
@@ -1257,14 +1524,15 @@ const file_fluxo_v1_api_proto_rawDesc = "" +
 	"error_code\x18\x01 \x01(\x05R\terrorCode\x12#\n" +
 	"\rerror_message\x18\x02 \x01(\tR\ferrorMessage\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x1c\n" +
-	"\ttimestamp\x18\x04 \x01(\x03R\ttimestamp\"\x9c\x01\n" +
+	"\ttimestamp\x18\x04 \x01(\x03R\ttimestamp\"\xcb\x01\n" +
 	"\x12CreateTopicRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
 	"\n" +
 	"partitions\x18\x02 \x01(\x05R\n" +
 	"partitions\x12-\n" +
 	"\x06config\x18\x03 \x01(\v2\x15.fluxo.v1.TopicConfigR\x06config\x12#\n" +
-	"\rvalidate_only\x18\x04 \x01(\bR\fvalidateOnly\"\x88\x01\n" +
+	"\rvalidate_only\x18\x04 \x01(\bR\fvalidateOnly\x12-\n" +
+	"\x12replication_factor\x18\x05 \x01(\x05R\x11replicationFactor\"\x88\x01\n" +
 	"\x13CreateTopicResponse\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x01 \x01(\x05R\terrorCode\x12#\n" +
@@ -1314,7 +1582,35 @@ const file_fluxo_v1_api_proto_rawDesc = "" +
 	"\n" +
 	"error_code\x18\x01 \x01(\x05R\terrorCode\x12#\n" +
 	"\rerror_message\x18\x02 \x01(\tR\ferrorMessage\x12#\n" +
-	"\rlow_watermark\x18\x03 \x01(\x03R\flowWatermarkB-Z+github.com/fluxo-broker/fluxo/proto/fluxopbb\x06proto3"
+	"\rlow_watermark\x18\x03 \x01(\x03R\flowWatermark\"\xae\x02\n" +
+	"\x13ReplicaFetchRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x03 \x01(\x05R\treplicaId\x12!\n" +
+	"\fleader_epoch\x18\x04 \x01(\x05R\vleaderEpoch\x12!\n" +
+	"\ffetch_offset\x18\x05 \x01(\x03R\vfetchOffset\x12,\n" +
+	"\x12last_fetched_epoch\x18\x06 \x01(\x05R\x10lastFetchedEpoch\x12\x18\n" +
+	"\asession\x18\a \x01(\x04R\asession\x12\x19\n" +
+	"\bfetch_id\x18\b \x01(\x04R\afetchId\x12\x1b\n" +
+	"\tmax_bytes\x18\t \x01(\x05R\bmaxBytes\"\xe1\x03\n" +
+	"\x14ReplicaFetchResponse\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x03 \x01(\x05R\terrorCode\x12!\n" +
+	"\fleader_epoch\x18\x04 \x01(\x05R\vleaderEpoch\x12!\n" +
+	"\ffetch_offset\x18\x05 \x01(\x03R\vfetchOffset\x12\x18\n" +
+	"\asession\x18\x06 \x01(\x04R\asession\x12\x19\n" +
+	"\bfetch_id\x18\a \x01(\x04R\afetchId\x12\x17\n" +
+	"\aread_to\x18\b \x01(\x03R\x06readTo\x12%\n" +
+	"\x0ehigh_watermark\x18\t \x01(\x03R\rhighWatermark\x12(\n" +
+	"\x10log_start_offset\x18\n" +
+	" \x01(\x03R\x0elogStartOffset\x12\x1c\n" +
+	"\tdiverging\x18\v \x01(\bR\tdiverging\x12'\n" +
+	"\x0fdiverging_epoch\x18\f \x01(\x05R\x0edivergingEpoch\x120\n" +
+	"\x14diverging_end_offset\x18\r \x01(\x03R\x12divergingEndOffset\x12\x18\n" +
+	"\arecords\x18\x0e \x01(\fR\arecordsB-Z+github.com/fluxo-broker/fluxo/proto/fluxopbb\x06proto3"
 
 var (
 	file_fluxo_v1_api_proto_rawDescOnce sync.Once
@@ -1328,7 +1624,7 @@ func file_fluxo_v1_api_proto_rawDescGZIP() []byte {
 	return file_fluxo_v1_api_proto_rawDescData
 }
 
-var file_fluxo_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_fluxo_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_fluxo_v1_api_proto_goTypes = []any{
 	(*ProduceRequest)(nil),           // 0: fluxo.v1.ProduceRequest
 	(*ProduceResponse)(nil),          // 1: fluxo.v1.ProduceResponse
@@ -1349,17 +1645,19 @@ var file_fluxo_v1_api_proto_goTypes = []any{
 	(*AlterTopicConfigResponse)(nil), // 16: fluxo.v1.AlterTopicConfigResponse
 	(*DeleteRecordsRequest)(nil),     // 17: fluxo.v1.DeleteRecordsRequest
 	(*DeleteRecordsResponse)(nil),    // 18: fluxo.v1.DeleteRecordsResponse
-	(*TopicConfig)(nil),              // 19: fluxo.v1.TopicConfig
-	(*TopicMetadata)(nil),            // 20: fluxo.v1.TopicMetadata
+	(*ReplicaFetchRequest)(nil),      // 19: fluxo.v1.ReplicaFetchRequest
+	(*ReplicaFetchResponse)(nil),     // 20: fluxo.v1.ReplicaFetchResponse
+	(*TopicConfig)(nil),              // 21: fluxo.v1.TopicConfig
+	(*TopicMetadata)(nil),            // 22: fluxo.v1.TopicMetadata
 }
 var file_fluxo_v1_api_proto_depIdxs = []int32{
-	19, // 0: fluxo.v1.CreateTopicRequest.config:type_name -> fluxo.v1.TopicConfig
-	20, // 1: fluxo.v1.CreateTopicResponse.topic:type_name -> fluxo.v1.TopicMetadata
-	20, // 2: fluxo.v1.ListTopicsResponse.topics:type_name -> fluxo.v1.TopicMetadata
-	20, // 3: fluxo.v1.DescribeTopicResponse.topic:type_name -> fluxo.v1.TopicMetadata
+	21, // 0: fluxo.v1.CreateTopicRequest.config:type_name -> fluxo.v1.TopicConfig
+	22, // 1: fluxo.v1.CreateTopicResponse.topic:type_name -> fluxo.v1.TopicMetadata
+	22, // 2: fluxo.v1.ListTopicsResponse.topics:type_name -> fluxo.v1.TopicMetadata
+	22, // 3: fluxo.v1.DescribeTopicResponse.topic:type_name -> fluxo.v1.TopicMetadata
 	14, // 4: fluxo.v1.DescribeTopicResponse.partitions:type_name -> fluxo.v1.PartitionInfo
-	19, // 5: fluxo.v1.AlterTopicConfigRequest.config:type_name -> fluxo.v1.TopicConfig
-	20, // 6: fluxo.v1.AlterTopicConfigResponse.topic:type_name -> fluxo.v1.TopicMetadata
+	21, // 5: fluxo.v1.AlterTopicConfigRequest.config:type_name -> fluxo.v1.TopicConfig
+	22, // 6: fluxo.v1.AlterTopicConfigResponse.topic:type_name -> fluxo.v1.TopicMetadata
 	7,  // [7:7] is the sub-list for method output_type
 	7,  // [7:7] is the sub-list for method input_type
 	7,  // [7:7] is the sub-list for extension type_name
@@ -1379,7 +1677,7 @@ func file_fluxo_v1_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fluxo_v1_api_proto_rawDesc), len(file_fluxo_v1_api_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,152 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/fluxo-broker/fluxo/proto/fluxopb"
+)
+
+// ErrStaleLeader: AlterISR was asked by a broker that no longer leads the
+// partition in the epoch it named (a controller elected another since).
+var ErrStaleLeader = errors.New("not the partition leader of that epoch")
+
+// PartitionEvent is one partition state as written (State nil: deleted).
+type PartitionEvent struct {
+	Topic     string
+	Partition int32
+	State     *fluxopb.PartitionState
+	Revision  uint64
+}
+
+// WatchPartitions delivers every existing partition state, then each change,
+// in revision order, until ctx is done or the store closes (then the channel
+// is closed). States arrive from this broker's server, which may lag the
+// stream leader: a watcher acts on them only as far as their epochs allow
+// (a partition actor refuses an epoch older than its own).
+func (s *Store) WatchPartitions(ctx context.Context) (<-chan PartitionEvent, error) {
+	const op = "watch partitions"
+	if s.closed.Load() {
+		return nil, opError(op, errStoreClose)
+	}
+	w, err := s.kv.Watch(ctx, partitionKeyPrefix+">")
+	if err != nil {
+		return nil, opError(op, err)
+	}
+	out := make(chan PartitionEvent, 256)
+	go func() {
+		defer close(out)
+		defer w.Stop()
+		for {
+			var e jetstream.KeyValueEntry
+			var ok bool
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.done:
+				return
+			case e, ok = <-w.Updates():
+				if !ok {
+					return
+				}
+			}
+			if e == nil {
+				continue // end of the initial values
+			}
+			topic, p, err := parsePartitionKey(e.Key())
+			if err != nil {
+				continue
+			}
+			ev := PartitionEvent{Topic: topic, Partition: p, Revision: e.Revision()}
+			if e.Operation() == jetstream.KeyValuePut {
+				st := new(fluxopb.PartitionState)
+				if proto.Unmarshal(e.Value(), st) != nil {
+					continue
+				}
+				ev.State = st
+			}
+			select {
+			case out <- ev:
+			case <-ctx.Done():
+				return
+			case <-s.done:
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// AlterISR records the in-sync set a partition leader decided (Kafka's
+// AlterPartition, KIP-497), by compare-and-set on the state read from the
+// stream leader: only while leader still leads in epoch, so a deposed
+// leader's change is refused with ErrStaleLeader. The leader stays in the
+// set. Returns the state written.
+func (s *Store) AlterISR(ctx context.Context, topic string, p, leader, epoch int32, isr []int32) (*fluxopb.PartitionState, error) {
+	const op = "alter isr"
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		st, rev, err := s.GetPartition(ctx, topic, p)
+		if err != nil {
+			return nil, err
+		}
+		if st == nil || st.Leader != leader || st.LeaderEpoch != epoch {
+			return nil, opError(op, fmt.Errorf("%w: %s-%d leader %d epoch %d, asked by %d for epoch %d",
+				ErrStaleLeader, topic, p, st.GetLeader(), st.GetLeaderEpoch(), leader, epoch))
+		}
+		next := proto.Clone(st).(*fluxopb.PartitionState)
+		next.Isr = slices.Clone(isr)
+		if !slices.Contains(next.Isr, leader) {
+			next.Isr = append(next.Isr, leader)
+		}
+		slices.Sort(next.Isr)
+		v, err := marshalOpts.Marshal(next)
+		if err != nil {
+			return nil, opError(op, err)
+		}
+		_, err = s.update(ctx, partitionKey(topic, p), v, rev)
+		if err == nil {
+			return next, nil
+		}
+		if !errors.Is(err, ErrConflict) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return nil, opError(op, err)
+		}
+		if attempt >= 20 {
+			return nil, opError(op, err)
+		}
+		if err := casBackoff(ctx, attempt); err != nil {
+			return nil, opError(op, fmt.Errorf("%w: %w", ErrConflict, err))
+		}
+	}
+}
+
+// DeletePartitionStates deletes every partition state of topic (after the
+// topic itself was deleted), each at the revision read.
+func (s *Store) DeletePartitionStates(ctx context.Context, topic string) error {
+	const op = "delete partition states"
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	refs, err := s.ListPartitions(ctx, topic)
+	if err != nil {
+		return err
+	}
+	for _, r := range refs {
+		e, err := s.readLatest(ctx, partitionKey(topic, r.Partition))
+		if err != nil {
+			return opError(op, err)
+		}
+		if e.deleted {
+			continue
+		}
+		if err := s.delete(ctx, partitionKey(topic, r.Partition), e.revision); err != nil && !errors.Is(err, ErrConflict) {
+			return opError(op, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,231 @@
+package testkit
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fluxo-broker/fluxo"
+)
+
+// Cluster is an in-process cluster of brokers on loopback, each with its
+// own data directory, NATS server, protoactor remote and Kafka listener,
+// with fault controls: kill a broker, restart it, stop it cleanly.
+type Cluster struct {
+	tb   testing.TB
+	opts []fluxo.Option
+
+	mu      sync.Mutex
+	brokers []*fluxo.Broker // nil: down
+	dirs    []string
+	routes  []string // each broker's NATS route address (fixed across restarts)
+	remotes []string // protoactor remote addresses (fixed across restarts)
+	kafka   []string // Kafka listen addresses (fixed across restarts)
+}
+
+// StartCluster starts n brokers (ids 0..n-1) and waits until every one
+// sees all of them alive. Extra options apply to every broker. The cluster
+// is closed when the test ends.
+func StartCluster(tb testing.TB, n int, opts ...fluxo.Option) *Cluster {
+	tb.Helper()
+	c := &Cluster{tb: tb, opts: opts, brokers: make([]*fluxo.Broker, n)}
+	ports := freePorts(tb, 3*n)
+	for i := range n {
+		c.dirs = append(c.dirs, tb.TempDir())
+		c.routes = append(c.routes, ports[3*i])
+		c.remotes = append(c.remotes, ports[3*i+1])
+		c.kafka = append(c.kafka, ports[3*i+2])
+	}
+	tb.Cleanup(c.Close)
+	// The NATS servers wait for each other: start them side by side.
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.start(i)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			tb.Fatalf("testkit: start broker %d: %v", i, err)
+		}
+	}
+	c.WaitAlive(n, 30*time.Second)
+	return c
+}
+
+// freePorts reserves n loopback ports (NATS routes need fixed ones).
+func freePorts(tb testing.TB, n int) []string {
+	tb.Helper()
+	var ls []net.Listener
+	var out []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatalf("testkit: reserve port: %v", err)
+		}
+		ls = append(ls, l)
+		out = append(out, l.Addr().String())
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return out
+}
+
+func (c *Cluster) start(i int) error {
+	var peers []string
+	for j, r := range c.routes {
+		if j != i {
+			peers = append(peers, r)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	all := append([]fluxo.Option{
+		fluxo.WithDataDir(c.dirs[i]),
+		fluxo.WithLogger(QuietLogger()),
+		fluxo.WithCluster(int32(i), c.routes[i], peers),
+		fluxo.WithRemoteListen(c.remotes[i]),
+		fluxo.WithKafkaListen(c.kafka[i], ""),
+	}, c.opts...)
+	b, err := fluxo.Start(ctx, all...)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.brokers[i] = b
+	c.mu.Unlock()
+	return nil
+}
+
+// Broker returns broker i, or nil while it is down.
+func (c *Cluster) Broker(i int) *fluxo.Broker {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.brokers[i]
+}
+
+// Size is the number of brokers, up or down.
+func (c *Cluster) Size() int { return len(c.dirs) }
+
+// Addrs lists the Kafka addresses of the brokers that are up.
+func (c *Cluster) Addrs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for i, b := range c.brokers {
+		if b != nil {
+			out = append(out, c.kafka[i])
+		}
+	}
+	return out
+}
+
+// SeedBrokers is Addrs joined with commas (for kgo.SeedBrokers, split).
+func (c *Cluster) SeedBrokers() string { return strings.Join(c.Addrs(), ",") }
+
+// Kill stops broker i abruptly (no controlled shutdown): the others find
+// out from its silence, as after kill -9.
+func (c *Cluster) Kill(i int) {
+	c.mu.Lock()
+	b := c.brokers[i]
+	c.brokers[i] = nil
+	c.mu.Unlock()
+	if b != nil {
+		_ = b.Kill()
+	}
+}
+
+// Stop stops broker i cleanly: its leaderships move first.
+func (c *Cluster) Stop(i int) {
+	c.mu.Lock()
+	b := c.brokers[i]
+	c.brokers[i] = nil
+	c.mu.Unlock()
+	if b != nil {
+		_ = b.Close()
+	}
+}
+
+// Restart starts broker i again on its data directory and addresses.
+func (c *Cluster) Restart(i int) {
+	c.tb.Helper()
+	if c.Broker(i) != nil {
+		c.tb.Fatalf("testkit: restart broker %d: it is running", i)
+	}
+	if err := c.start(i); err != nil {
+		c.tb.Fatalf("testkit: restart broker %d: %v", i, err)
+	}
+}
+
+// WaitAlive waits until some running broker's gateway lists n live brokers.
+func (c *Cluster) WaitAlive(n int, timeout time.Duration) {
+	c.tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok := true
+		c.mu.Lock()
+		for _, b := range c.brokers {
+			if b != nil && len(b.Node().LiveBrokers()) < n {
+				ok = false
+			}
+		}
+		c.mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.tb.Fatalf("testkit: %d brokers not all alive after %v", n, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Leader returns the broker id leading topic's partition as the first
+// running broker sees it (-1: none).
+func (c *Cluster) Leader(topic string, p int32) int32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, b := range c.brokers {
+		if b == nil {
+			continue
+		}
+		if l, ok := b.Node().PartitionLeadership(topic, p); ok {
+			return l.Leader
+		}
+	}
+	return -1
+}
+
+// WaitLeader waits until a running broker other than not leads the
+// partition and serves it as leader, and returns its id.
+func (c *Cluster) WaitLeader(topic string, p int32, not int32, timeout time.Duration) (int32, error) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if l := c.Leader(topic, p); l >= 0 && l != not {
+			if b := c.Broker(int(l)); b != nil {
+				if st, ok := b.Node().Partition(topic, p); ok && st.Leader {
+					return l, nil
+				}
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return -1, fmt.Errorf("no leader for %s-%d (other than %d) after %v", topic, p, not, timeout)
+}
+
+// Close stops every running broker (abruptly: a test's end needs no
+// leadership hand-over).
+func (c *Cluster) Close() {
+	for i := range c.brokers {
+		c.Kill(i)
+	}
+}

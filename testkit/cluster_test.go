@@ -1,0 +1,86 @@
+package testkit_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fluxo-broker/fluxo/testkit"
+)
+
+func TestClusterReplicatesAndFailsOver(t *testing.T) {
+	c := testkit.StartCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	res, err := adm.CreateTopic(ctx, 3, 3, nil, "t")
+	if err != nil || res.Err != nil {
+		t.Fatalf("create: %v %v", err, res.Err)
+	}
+	md, err := adm.Metadata(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(md.Brokers) != 3 {
+		t.Fatalf("metadata lists %d brokers, want 3", len(md.Brokers))
+	}
+	for _, p := range md.Topics["t"].Partitions {
+		if len(p.Replicas) != 3 || len(p.ISR) != 3 || p.Leader < 0 {
+			t.Fatalf("partition %d: leader %d replicas %v isr %v", p.Partition, p.Leader, p.Replicas, p.ISR)
+		}
+	}
+	produce := func(from, n int) {
+		for i := from; i < from+n; i++ {
+			r := &kgo.Record{Topic: "t", Partition: 0, Value: []byte(fmt.Sprint(i))}
+			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Fatalf("produce %d: %v", i, err)
+			}
+		}
+	}
+	start := time.Now()
+	produce(0, 100)
+	t.Logf("100 acks=all records in %v", time.Since(start))
+	leader := c.Leader("t", 0)
+	c.Kill(int(leader))
+	killed := time.Now()
+	nl, err := c.WaitLeader("t", 0, leader, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("leader %d killed; %d leads after %v", leader, nl, time.Since(killed))
+	produce(100, 100)
+	for i := 0; i < 3; i++ {
+		if b := c.Broker(i); b != nil {
+			st, ok := b.Node().Partition("t", 0)
+			t.Logf("broker %d: %+v %v", i, st, ok)
+		}
+	}
+	cons, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"t": {0: kgo.NewOffset().AtStart()}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	var got []string
+	for len(got) < 200 {
+		fs := cons.PollFetches(ctx)
+		if err := fs.Err0(); err != nil && ctx.Err() != nil {
+			t.Fatalf("consume: %v after %d records", err, len(got))
+		}
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	for i, v := range got {
+		if v != fmt.Sprint(i) {
+			t.Fatalf("record %d is %q; all: %s", i, v, strings.Join(got, ","))
+		}
+	}
+}
