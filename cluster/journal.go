@@ -576,7 +576,7 @@ func (j *StreamJournal) DeleteActor(actor string) error {
 	}
 	sub := "fluxo.journal." + base64.RawURLEncoding.EncodeToString([]byte(actor)) + ".*"
 	if err := j.stream.Purge(ctx, jetstream.WithPurgeSubject(sub)); err != nil {
-		a.known = false
+		a.unsure = true // fails closed: a purge that went through reads as fenced
 		return wrap(err)
 	}
 	a.known, a.unsure, a.last, a.subjSeq = true, false, 0, 0
