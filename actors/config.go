@@ -97,6 +97,15 @@ type Config struct {
 	// GroupInitialRebalanceDelay holds an empty group's first rebalance so
 	// members starting together join one generation. Default 0 (Kafka: 3 s).
 	GroupInitialRebalanceDelay time.Duration
+	// GroupJournal holds the groups' events (__consumer_offsets-<p>). Nil:
+	// the node's Pebble journal. In cluster mode a *cluster.StreamJournal,
+	// replicated, which every broker that may coordinate groups shares.
+	GroupJournal GroupJournal
+	// GroupsFollowLeadership: the node coordinates only the offsets
+	// partitions it is told to (SetOffsetsCoordinator) and answers
+	// NOT_COORDINATOR for groups of the others; start-up loads none.
+	// False (single node): every partition is loaded at start.
+	GroupsFollowLeadership bool
 
 	// Now is the clock. Default time.Now.
 	Now func() time.Time

@@ -1,12 +1,15 @@
 package actors
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/fluxo-broker/fluxo/actors/group"
+	"github.com/fluxo-broker/fluxo/cluster"
 	"github.com/fluxo-broker/fluxo/proto/fluxopb"
 )
 
@@ -55,6 +59,13 @@ func offsetsJournal(p int32) string { return fmt.Sprintf("%s-%d", OffsetsTopic, 
 type groupIndex struct {
 	mu     sync.RWMutex
 	groups map[string]*GroupSummary
+	// owned maps each offsets partition this node coordinates to the load
+	// that made it so (GroupsFollowLeadership only; written by the groups
+	// supervisor). Under mu, so that unloading a partition and dropping
+	// its groups' summaries is one step no group actor publishes into.
+	owned map[int32]uint64
+	// leadership is what SetOffsetsCoordinator last said.
+	leadership offsetsLeadershipState
 }
 
 // GroupSummary is a group as ListGroups and lag reports show it.
@@ -69,6 +80,10 @@ type GroupSummary struct {
 func (x *groupIndex) publish(g *group.Group) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.publishLocked(g)
+}
+
+func (x *groupIndex) publishLocked(g *group.Group) {
 	if !g.Exists() {
 		delete(x.groups, g.ID)
 		return
@@ -116,6 +131,7 @@ type (
 type groupsSupervisor struct {
 	node     *Node
 	children map[string]*actor.PID
+	follow   followState // GroupsFollowLeadership only
 }
 
 func groupsSupervisorProps(n *Node) *actor.Props {
@@ -128,31 +144,15 @@ func (s *groupsSupervisor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		s.children = map[string]*actor.PID{}
+		if s.node.cfg.GroupsFollowLeadership {
+			s.startFollowing(ctx)
+			break
+		}
 		// One replay per internal partition rebuilds every group in it.
 		loaded := map[string]*group.Group{}
 		for p := int32(0); p < s.node.cfg.OffsetsPartitions; p++ {
-			var last uint64
-			events, inPartition := 0, map[string]*group.Group{}
-			err := s.node.store.Journal().Replay(offsetsJournal(p), 0, func(seq uint64, ev *fluxopb.JournalEvent) error {
-				ge := &fluxopb.GroupEvent{}
-				if err := unmarshalJournal(ev, ge); err != nil {
-					return err
-				}
-				g := loaded[ge.Group]
-				if g == nil {
-					g = s.node.newGroup(ge.Group)
-					loaded[ge.Group] = g
-				}
-				g.Replay(ge)
-				inPartition[ge.Group] = g
-				last, events = seq, events+1
-				return nil
-			})
-			if err != nil {
-				panic(fmt.Errorf("groups: replay %s: %w", offsetsJournal(p), err))
-			}
-			if events >= compactMinEvents && events > 2*len(inPartition) {
-				s.compact(p, last, inPartition)
+			if err := s.node.loadOffsetsPartition(p, loaded); err != nil {
+				panic(fmt.Errorf("groups: load %s: %w", offsetsJournal(p), err))
 			}
 		}
 		now := s.node.cfg.Now()
@@ -160,13 +160,25 @@ func (s *groupsSupervisor) Receive(ctx actor.Context) {
 			g.Recover(now)
 			s.node.groups.publish(g)
 			if g.Exists() && s.children[id] == nil {
-				s.spawn(ctx, id, g)
+				s.spawn(ctx, id, g, 0)
 			}
 		}
 	case *groupsProbe:
 		respond(ctx, ctx.Sender(), m)
 	case *groupRequest:
+		if s.node.cfg.GroupsFollowLeadership {
+			if err := s.notCoordinator(m.Group); err != nil {
+				respond(ctx, ctx.Sender(), err)
+				return
+			}
+		}
 		ctx.Forward(s.child(ctx, m.Group))
+	case *offsetsLeadership:
+		s.leadership(ctx, m)
+	case *offsetsLoaded:
+		s.loaded(ctx, m)
+	case *offsetsFenced:
+		s.fenced(ctx, m)
 	case *actor.Terminated:
 		for id, pid := range s.children {
 			if pid.Equal(m.Who) {
@@ -176,18 +188,58 @@ func (s *groupsSupervisor) Receive(ctx actor.Context) {
 	}
 }
 
+// loadOffsetsPartition claims internal partition p's journal (when the
+// journal is fenced by claims), replays it into loaded (one group per id,
+// shared across partitions) and compacts it if it is long.
+func (n *Node) loadOffsetsPartition(p int32, loaded map[string]*group.Group) error {
+	j, name := n.groupJournal(), offsetsJournal(p)
+	if c, ok := j.(groupJournalClaimer); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
+		err := c.Claim(ctx, name)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	var last uint64
+	events, inPartition := 0, map[string]*group.Group{}
+	err := j.Replay(name, 0, func(seq uint64, ev *fluxopb.JournalEvent) error {
+		ge := &fluxopb.GroupEvent{}
+		if err := unmarshalJournal(ev, ge); err != nil {
+			return err
+		}
+		g := loaded[ge.Group]
+		if g == nil {
+			g = n.newGroup(ge.Group)
+			loaded[ge.Group] = g
+		}
+		g.Replay(ge)
+		inPartition[ge.Group] = g
+		last, events = seq, events+1
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if events >= compactMinEvents && events > 2*len(inPartition) {
+		return n.compactOffsets(p, last, inPartition)
+	}
+	return nil
+}
+
 // compactMinEvents is the journal length from which start-up compacts an
 // internal partition's journal.
 const compactMinEvents = 1000
 
-// compact replaces the journal of internal partition p, whose last event is
-// last, by one snapshot per live group: written in one batch, then the
-// events up to last deleted. A crash between the two leaves both, and
-// replaying the old events then the snapshots gives the same groups. It runs
-// at start, before any group actor appends to the journal. A failure only
-// leaves the journal long, so it is logged, not fatal.
-func (s *groupsSupervisor) compact(p int32, last uint64, groups map[string]*group.Group) {
-	j, name := s.node.store.Journal(), offsetsJournal(p)
+// compactOffsets replaces the journal of internal partition p, whose last
+// event is last, by one snapshot per live group: written in one batch, then
+// the events up to last deleted. A crash between the two leaves both, and
+// replaying the old events then the snapshots gives the same groups. It
+// runs when the partition is loaded, before any group actor appends to the
+// journal. A failure only leaves the journal long, so it is logged, not
+// fatal; but a fenced journal (another coordinator claimed it) is.
+func (n *Node) compactOffsets(p int32, last uint64, groups map[string]*group.Group) error {
+	j, name := n.groupJournal(), offsetsJournal(p)
 	var snaps []proto.Message
 	for _, id := range slices.Sorted(maps.Keys(groups)) {
 		if g := groups[id]; g.Exists() {
@@ -196,37 +248,50 @@ func (s *groupsSupervisor) compact(p int32, last uint64, groups map[string]*grou
 	}
 	if len(snaps) > 0 {
 		if _, err := j.Append(name, snaps...); err != nil {
-			s.node.logger.Warn("groups: compact journal", "journal", name, "err", err)
-			return
+			n.logger.Warn("groups: compact journal", "journal", name, "err", err)
+			return fencedOnly(err)
 		}
 	}
 	if err := j.DeleteUpTo(name, last); err != nil {
-		s.node.logger.Warn("groups: compact journal", "journal", name, "err", err)
-		return
+		n.logger.Warn("groups: compact journal", "journal", name, "err", err)
+		return fencedOnly(err)
 	}
-	s.node.logger.Info("groups: compacted journal", "journal", name, "events", last, "groups", len(snaps))
+	n.logger.Info("groups: compacted journal", "journal", name, "events", last, "groups", len(snaps))
+	return nil
 }
 
 func (s *groupsSupervisor) child(ctx actor.Context, id string) *actor.PID {
 	if pid, ok := s.children[id]; ok {
 		return pid
 	}
-	return s.spawn(ctx, id, nil)
+	var load uint64
+	if s.node.cfg.GroupsFollowLeadership {
+		load, _ = s.node.groups.ownedLoad(OffsetsPartition(id, s.node.cfg.OffsetsPartitions))
+	}
+	return s.spawn(ctx, id, nil, load)
 }
 
 // spawn starts a group's actor, with its state when the supervisor already
-// rebuilt it (at start); otherwise the actor replays its journal.
-func (s *groupsSupervisor) spawn(ctx actor.Context, id string, initial *group.Group) *actor.PID {
+// rebuilt it (at start); otherwise the actor replays its journal. load is
+// the load of the group's offsets partition the actor serves under
+// (GroupsFollowLeadership; 0 otherwise).
+func (s *groupsSupervisor) spawn(ctx actor.Context, id string, initial *group.Group, load uint64) *actor.PID {
 	n := s.node
 	first := initial // for the first start only: a restart must replay
 	props := actor.PropsFromProducer(func() actor.Actor {
-		a := &groupActor{node: n, id: id, initial: first}
+		a := &groupActor{node: n, id: id, initial: first, load: load}
 		first = nil
 		return a
 	},
 		actor.WithReceiverMiddleware(n.cfg.ActorMiddleware...))
-	// Group ids may hold any character; actor names are paths.
-	pid, err := ctx.SpawnNamed(props, "group-"+url.PathEscape(id))
+	// Group ids may hold any character; actor names are paths. An
+	// unloaded partition's actors may still be stopping when it is
+	// loaded again: the load tells their names apart.
+	name := "group-" + url.PathEscape(id)
+	if load != 0 {
+		name += "@" + strconv.FormatUint(load, 10)
+	}
+	pid, err := ctx.SpawnNamed(props, name)
 	if err != nil {
 		panic(fmt.Errorf("groups: spawn %q: %w", id, err))
 	}
@@ -242,6 +307,8 @@ type groupActor struct {
 	node    *Node
 	id      string
 	initial *group.Group // the state rebuilt by the supervisor, for the first start only
+	load    uint64       // the partition load it serves under (GroupsFollowLeadership), else 0
+	fenced  bool         // another coordinator took the journal: serve nothing more
 	journal string
 	g       *group.Group
 	nextReq uint64
@@ -265,9 +332,13 @@ func (a *groupActor) Receive(ctx actor.Context) {
 			a.timer.Stop()
 		}
 	case *groupRequest:
+		if !a.serving() {
+			respond(ctx, ctx.Sender(), errNotCoordinator)
+			return
+		}
 		a.request(ctx, m.Cmd)
 	case *groupTick:
-		if m.gen == a.tickGen {
+		if m.gen == a.tickGen && a.serving() {
 			a.step(ctx, group.Tick{})
 		}
 	}
@@ -292,7 +363,7 @@ func (a *groupActor) recover() {
 		return
 	}
 	a.g = n.newGroup(a.id)
-	err := n.store.Journal().Replay(a.journal, 0, func(_ uint64, ev *fluxopb.JournalEvent) error {
+	err := n.groupJournal().Replay(a.journal, 0, func(_ uint64, ev *fluxopb.JournalEvent) error {
 		ge := &fluxopb.GroupEvent{}
 		if err := unmarshalJournal(ev, ge); err != nil {
 			return err
@@ -306,7 +377,17 @@ func (a *groupActor) recover() {
 		panic(fmt.Errorf("group %q: replay: %w", a.id, err))
 	}
 	a.g.Recover(n.cfg.Now())
-	n.groups.publish(a.g)
+	a.publish()
+}
+
+// publish shows the group's state in the node's index (if the actor still
+// serves its partition's current load).
+func (a *groupActor) publish() {
+	if a.load == 0 {
+		a.node.groups.publish(a.g)
+		return
+	}
+	a.node.groups.publishLoaded(a.g, OffsetsPartition(a.id, a.node.cfg.OffsetsPartitions), a.load)
 }
 
 func newMemberID(clientID string) string {
@@ -347,7 +428,11 @@ func (a *groupActor) step(ctx actor.Context, cmd any) {
 		for i, ev := range out.Events {
 			evs[i] = ev
 		}
-		if _, err := a.node.store.Journal().Append(a.journal, evs...); err != nil {
+		if _, err := a.node.groupJournal().Append(a.journal, evs...); err != nil {
+			if errors.Is(err, cluster.ErrJournalFenced) {
+				a.deposed(ctx, err)
+				return
+			}
 			// The state already moved past what is durable: crash, so the
 			// restart rebuilds it from the journal and waiting requests are
 			// told to retry.
@@ -360,7 +445,7 @@ func (a *groupActor) step(ctx actor.Context, cmd any) {
 			}
 		}
 	}
-	a.node.groups.publish(a.g)
+	a.publish()
 	for _, r := range out.Replies {
 		if pid, ok := a.waiting[r.Req]; ok {
 			ctx.Send(pid, r.Result)

@@ -114,6 +114,9 @@ func (n *Node) DeleteGroup(ctx context.Context, groupID string) (*group.DeleteGr
 // DescribeGroup returns the group as DescribeGroups shows it (Dead when it
 // does not exist).
 func (n *Node) DescribeGroup(ctx context.Context, groupID string) (group.Description, error) {
+	if err := n.checkCoordinator(groupID); err != nil {
+		return group.Description{}, err
+	}
 	if n.groups.get(groupID) == nil {
 		return group.Description{State: group.Dead}, nil // no actor spawned for a lookup
 	}
@@ -123,6 +126,9 @@ func (n *Node) DescribeGroup(ctx context.Context, groupID string) (group.Descrip
 // CommittedOffsets returns a group's committed offsets for the partitions
 // (all when nil); partitions without one are absent.
 func (n *Node) CommittedOffsets(ctx context.Context, groupID string, tps []group.TopicPartition) (map[group.TopicPartition]group.Offset, error) {
+	if err := n.checkCoordinator(groupID); err != nil {
+		return nil, err
+	}
 	if n.groups.get(groupID) == nil {
 		return map[group.TopicPartition]group.Offset{}, nil
 	}

@@ -194,64 +194,84 @@ type msgGetResponse struct {
 		ErrCode     uint16 `json:"err_code"`
 		Description string `json:"description"`
 	} `json:"error,omitempty"`
-	Message *struct {
-		Subject  string `json:"subject"`
-		Sequence uint64 `json:"seq"`
-		Header   []byte `json:"hdrs,omitempty"`
-		Data     []byte `json:"data,omitempty"`
-	} `json:"message,omitempty"`
+	Message *storedMsg `json:"message,omitempty"`
+}
+
+// storedMsg is one message as the STREAM.MSG.GET API returns it.
+type storedMsg struct {
+	Subject  string `json:"subject"`
+	Sequence uint64 `json:"seq"`
+	Header   []byte `json:"hdrs,omitempty"`
+	Data     []byte `json:"data,omitempty"`
+}
+
+// headers decodes the message's headers (nil when it has none).
+func (m *storedMsg) headers() (nats.Header, error) {
+	if len(m.Header) == 0 {
+		return nil, nil
+	}
+	return nats.DecodeHeadersMsg(m.Header)
 }
 
 const jsNoMessageFound = 10037
 
-// readLatest is the one read used for decisions: it returns the key's latest
-// message as answered by the stream leader through the STREAM.MSG.GET API,
-// never a direct get (which any replica may answer, possibly stale). It
-// returns errNoKey if the key never existed (or was purged away), and an entry
-// with deleted=true if its latest message is a delete marker.
-func (s *Store) readLatest(ctx context.Context, key string) (entry, error) {
+// leaderLast returns the latest message on subject in stream as answered by
+// the stream leader through the STREAM.MSG.GET API, never a direct get
+// (which any replica may answer, possibly stale). errNoKey if the subject
+// holds no message.
+func (s *Store) leaderLast(ctx context.Context, stream, subject string) (*storedMsg, error) {
 	if s.closed.Load() {
-		return entry{}, errStoreClose
+		return nil, errStoreClose
 	}
-	req, err := json.Marshal(msgGetRequest{LastFor: "$KV." + Bucket + "." + key})
+	req, err := json.Marshal(msgGetRequest{LastFor: subject})
 	if err != nil {
-		return entry{}, err
+		return nil, err
 	}
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	msg, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+bucketStream, req)
+	msg, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, req)
 	if err != nil {
-		return entry{}, err
+		return nil, err
 	}
 	var resp msgGetResponse
 	if err := json.Unmarshal(msg.Data, &resp); err != nil {
-		return entry{}, fmt.Errorf("decode msg get response: %w", err)
+		return nil, fmt.Errorf("decode msg get response: %w", err)
 	}
 	if resp.Error != nil {
 		if resp.Error.ErrCode == jsNoMessageFound {
-			return entry{}, errNoKey
+			return nil, errNoKey
 		}
 		if resp.Error.Code == 503 {
-			return entry{}, fmt.Errorf("%w: %s", ErrUnavailable, resp.Error.Description)
+			return nil, fmt.Errorf("%w: %s", ErrUnavailable, resp.Error.Description)
 		}
-		return entry{}, fmt.Errorf("msg get: %s (code %d/%d)", resp.Error.Description, resp.Error.Code, resp.Error.ErrCode)
+		return nil, fmt.Errorf("msg get: %s (code %d/%d)", resp.Error.Description, resp.Error.Code, resp.Error.ErrCode)
 	}
 	if resp.Message == nil {
-		return entry{}, errors.New("msg get: empty response")
+		return nil, errors.New("msg get: empty response")
 	}
-	e := entry{value: resp.Message.Data, revision: resp.Message.Sequence}
-	if len(resp.Message.Header) > 0 {
-		hdr, err := nats.DecodeHeadersMsg(resp.Message.Header)
-		if err != nil {
-			return entry{}, fmt.Errorf("msg get: headers: %w", err)
-		}
-		switch hdr.Get("KV-Operation") {
-		case "DEL", "PURGE":
-			e.deleted = true
-		}
-		if hdr.Get(jetstream.MarkerReasonHeader) != "" {
-			e.deleted = true
-		}
+	return resp.Message, nil
+}
+
+// readLatest is the one read used for decisions: it returns the key's latest
+// message as answered by the stream leader (leaderLast). It returns errNoKey
+// if the key never existed (or was purged away), and an entry with
+// deleted=true if its latest message is a delete marker.
+func (s *Store) readLatest(ctx context.Context, key string) (entry, error) {
+	m, err := s.leaderLast(ctx, bucketStream, "$KV."+Bucket+"."+key)
+	if err != nil {
+		return entry{}, err
+	}
+	e := entry{value: m.Data, revision: m.Sequence}
+	hdr, err := m.headers()
+	if err != nil {
+		return entry{}, fmt.Errorf("msg get: headers: %w", err)
+	}
+	switch hdr.Get("KV-Operation") {
+	case "DEL", "PURGE":
+		e.deleted = true
+	}
+	if hdr.Get(jetstream.MarkerReasonHeader) != "" {
+		e.deleted = true
 	}
 	return e, nil
 }
