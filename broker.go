@@ -173,6 +173,16 @@ func Start(ctx context.Context, opts ...Option) (*Broker, error) {
 	c.node.Metadata = meta
 	if clustered {
 		c.node.Cluster = meta
+		if c.node.GroupJournal == nil {
+			j, err := meta.OpenJournal(ctx)
+			if err != nil {
+				_ = meta.Close()
+				closeMetrics()
+				return nil, fmt.Errorf("fluxo: group journal: %w", err)
+			}
+			c.node.GroupJournal = j
+		}
+		c.node.GroupsFollowLeadership = true
 	}
 	if c.node.ProducerIDs == nil {
 		c.node.ProducerIDs = cluster.NewProducerIDs(meta, cluster.DefaultProducerIDBlockSize)

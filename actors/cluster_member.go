@@ -34,7 +34,7 @@ type clusterMember struct {
 	kick   chan struct{} // wakes the controller loop
 	// applyMu orders apply: the watch and resync both feed it.
 	applyMu sync.Mutex
-	joined bool
+	joined  bool
 
 	mu           sync.RWMutex
 	parts        map[persistence.PartitionID]*fluxopb.PartitionState

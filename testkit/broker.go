@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -35,8 +36,16 @@ func StartBrokerAt(tb testing.TB, dir string, opts ...fluxo.Option) *fluxo.Broke
 	return b
 }
 
-// QuietLogger drops everything below error.
+// QuietLogger drops everything below error; with FLUXO_TEST_LOG set (to
+// debug, info, warn or error) it writes that level and up to stderr.
 func QuietLogger() *slog.Logger {
+	if lv := os.Getenv("FLUXO_TEST_LOG"); lv != "" {
+		var l slog.Level
+		if err := l.UnmarshalText([]byte(lv)); err != nil {
+			l = slog.LevelInfo
+		}
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	}
 	return slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError}))
 }
 

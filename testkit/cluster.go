@@ -166,7 +166,8 @@ func (c *Cluster) Restart(i int) {
 	}
 }
 
-// WaitAlive waits until some running broker's gateway lists n live brokers.
+// WaitAlive waits until every running broker sees exactly n live brokers
+// (after a kill: until the others have noticed it).
 func (c *Cluster) WaitAlive(n int, timeout time.Duration) {
 	c.tb.Helper()
 	deadline := time.Now().Add(timeout)
@@ -174,7 +175,7 @@ func (c *Cluster) WaitAlive(n int, timeout time.Duration) {
 		ok := true
 		c.mu.Lock()
 		for _, b := range c.brokers {
-			if b != nil && len(b.Node().LiveBrokers()) < n {
+			if b != nil && len(b.Node().LiveBrokers()) != n {
 				ok = false
 			}
 		}

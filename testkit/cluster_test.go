@@ -84,3 +84,89 @@ func TestClusterReplicatesAndFailsOver(t *testing.T) {
 		}
 	}
 }
+
+func TestClusterGroupCoordinatorFailover(t *testing.T) {
+	c := testkit.StartCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreateTopic(ctx, 2, 3, nil, "g"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "g", Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A member consumes 10 records and commits.
+	consume := func(n int) []string {
+		m, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...), kgo.ConsumerGroup("grp"), kgo.ConsumeTopics("g"),
+			kgo.DisableAutoCommit())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		var got []string
+		for len(got) < n {
+			fs := m.PollRecords(ctx, n-len(got))
+			if ctx.Err() != nil {
+				t.Fatalf("consume: %v after %v", ctx.Err(), got)
+			}
+			fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+			if err := m.CommitUncommittedOffsets(ctx); err != nil {
+				t.Logf("commit: %v", err)
+			}
+		}
+		return got
+	}
+	first := consume(10)
+	var id int32 = -1
+	adm.FindGroupCoordinators(ctx, "grp").Each(func(d kadm.FindCoordinatorResponse) { id = d.NodeID })
+	before, err := adm.FetchOffsets(ctx, "grp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("coordinator %d; committed %v", id, before)
+	c.Kill(int(id))
+	// A client asking now could still be sent to the dead coordinator
+	// (franz-go then retries it until its context ends): wait until the
+	// others have noticed.
+	c.WaitAlive(2, 10*time.Second)
+	cl2, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl2.Close()
+	adm2 := kadm.NewClient(cl2)
+	var after kadm.OffsetResponses
+	for {
+		after, err = adm2.FetchOffsets(ctx, "grp")
+		if err == nil && after.Error() == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("fetch offsets after failover: %v / %v", err, after.Error())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, p := range []int32{0, 1} {
+		b, _ := before.Lookup("g", p)
+		a, _ := after.Lookup("g", p)
+		if a.At != b.At {
+			t.Fatalf("partition %d: committed %d before the coordinator died, %d after", p, b.At, a.At)
+		}
+	}
+	rest := consume(10)
+	seen := map[string]bool{}
+	for _, v := range append(first, rest...) {
+		if seen[v] {
+			t.Fatalf("record %s consumed twice: %v then %v", v, first, rest)
+		}
+		seen[v] = true
+	}
+}
