@@ -82,11 +82,11 @@ func (s *Server) createTopic(ctx context.Context, validateOnly bool, rt *kmsg.Cr
 		}
 		switch rf := rt.ReplicationFactor; {
 		case rf == -1:
-		case rf < 1:
-			st.ErrorCode, st.ErrorMessage = codeMsg(kerr.InvalidReplicationFactor, "replication factor %d must be positive, or -1 for the default", rf)
-			return
 		case !s.node.Clustered() && rf != 1:
 			st.ErrorCode, st.ErrorMessage = codeMsg(kerr.InvalidReplicationFactor, "replication factor %d cannot be reached: this cluster has 1 broker (use 1 or -1)", rf)
+			return
+		case rf < 1:
+			st.ErrorCode, st.ErrorMessage = codeMsg(kerr.InvalidReplicationFactor, "replication factor %d must be positive, or -1 for the default", rf)
 			return
 		}
 	}
