@@ -271,6 +271,10 @@ func (b *Broker) Kill() error {
 	return errors.Join(errs...)
 }
 
+// SetIsolated cuts the broker off from the cluster's coordination store, or
+// reconnects it (fault injection for tests; see testkit.Cluster.Isolate).
+func (b *Broker) SetIsolated(on bool) { b.meta.SetIsolated(on) }
+
 // Metrics is the broker's metrics (nil without WithMetricsListen).
 func (b *Broker) Metrics() *metrics.Metrics { return b.metrics }
 

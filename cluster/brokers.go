@@ -136,7 +136,7 @@ func (s *Store) ListBrokers(ctx context.Context) ([]BrokerInfo, error) {
 
 // scan calls fn for the latest live value of every key matching pattern.
 func (s *Store) scan(ctx context.Context, pattern string, fn func(jetstream.KeyValueEntry) error) error {
-	if s.closed.Load() {
+	if s.down() {
 		return errStoreClose
 	}
 	ctx, cancel := withDefaultTimeout(ctx)

@@ -54,7 +54,7 @@ type batchAck struct {
 // op's key must appear once. A timeout leaves the outcome unknown
 // (ErrUnavailable): re-read before retrying.
 func (s *Store) casBatch(ctx context.Context, ops []casOp) ([]uint64, error) {
-	if s.closed.Load() {
+	if s.down() {
 		return nil, errStoreClose
 	}
 	if len(ops) == 0 || len(ops) > maxBatch {

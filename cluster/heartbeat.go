@@ -49,7 +49,7 @@ func (s *Store) StartHeartbeat(nodeID int32, interval time.Duration) *Heartbeate
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
-			if !s.closed.Load() {
+			if !s.down() {
 				_ = s.nc.Publish(subj, nil)
 			}
 			select {
@@ -111,11 +111,14 @@ type Liveness struct {
 // NewLiveness subscribes to every broker's heartbeats through the store's
 // connection and starts checking for silence. Close it when done.
 func (s *Store) NewLiveness(cfg LivenessConfig) (*Liveness, error) {
-	if s.closed.Load() {
+	if s.down() {
 		return nil, opError("liveness", errStoreClose)
 	}
 	l := newLiveness(cfg)
 	sub, err := s.nc.Subscribe(HeartbeatSubjectPrefix+"*", func(m *nats.Msg) {
+		if s.isolated.Load() {
+			return
+		}
 		id, err := strconv.ParseInt(strings.TrimPrefix(m.Subject, HeartbeatSubjectPrefix), 10, 32)
 		switch {
 		case err != nil || id < 0:
@@ -200,7 +203,7 @@ const leavingPayload = "leaving"
 // down (stop its Heartbeater first, or the next beat revives it), so the
 // controller moves its leaderships without waiting for the silence window.
 func (s *Store) AnnounceLeaving(nodeID int32) error {
-	if s.closed.Load() {
+	if s.down() {
 		return opError("announce leaving", errStoreClose)
 	}
 	if err := s.nc.Publish(heartbeatSubject(nodeID), []byte(leavingPayload)); err != nil {

@@ -95,7 +95,7 @@ type journalActor struct {
 // discarded; a full store refuses writes). In a cluster it waits, like
 // Open, until JetStream answers or ctx ends.
 func (s *Store) OpenJournal(ctx context.Context) (*StreamJournal, error) {
-	if s.closed.Load() {
+	if s.down() {
 		return nil, opError("open journal", errStoreClose)
 	}
 	cfg := jetstream.StreamConfig{
@@ -197,7 +197,7 @@ func (j *StreamJournal) ready(ctx context.Context, actor string, a *journalActor
 // subject's last stream sequence to be a.subjSeq, and records the result.
 // a.mu held.
 func (j *StreamJournal) publish(ctx context.Context, actor string, a *journalActor, kind string, last uint64, data []byte) error {
-	if j.s.closed.Load() {
+	if j.s.down() {
 		return errStoreClose
 	}
 	m := nats.NewMsg(journalSubject(actor, "e"))
@@ -395,7 +395,7 @@ func (j *StreamJournal) Replay(actor string, afterSeq uint64, fn func(seq uint64
 // calling fn with each message and its stream sequence until fn returns
 // false or an error.
 func (j *StreamJournal) scan(ctx context.Context, actor string, headersOnly bool, end uint64, fn func(m jetstream.Msg, seq uint64) (bool, error)) error {
-	if j.s.closed.Load() {
+	if j.s.down() {
 		return errStoreClose
 	}
 	cctx, cancel := withDefaultTimeout(ctx)
@@ -470,7 +470,7 @@ func (j *StreamJournal) SaveSnapshot(actor string, seq uint64, state proto.Messa
 // replaceLatest publishes data on subject and purges the subject's older
 // messages.
 func (j *StreamJournal) replaceLatest(ctx context.Context, subject string, data []byte) error {
-	if j.s.closed.Load() {
+	if j.s.down() {
 		return errStoreClose
 	}
 	ctx, cancel := withDefaultTimeout(ctx)

@@ -31,7 +31,7 @@ type PartitionEvent struct {
 // (a partition actor refuses an epoch older than its own).
 func (s *Store) WatchPartitions(ctx context.Context) (<-chan PartitionEvent, error) {
 	const op = "watch partitions"
-	if s.closed.Load() {
+	if s.down() {
 		return nil, opError(op, errStoreClose)
 	}
 	w, err := s.kv.Watch(ctx, partitionKeyPrefix+">")
@@ -54,6 +54,9 @@ func (s *Store) WatchPartitions(ctx context.Context) (<-chan PartitionEvent, err
 				if !ok {
 					return
 				}
+			}
+			if s.isolated.Load() {
+				continue
 			}
 			if e == nil {
 				continue // end of the initial values

@@ -39,6 +39,7 @@ type Store struct {
 	kv   jetstream.KeyValue
 
 	closed    atomic.Bool
+	isolated  atomic.Bool // SetIsolated: a test's network partition
 	closeOnce sync.Once
 	closeErr  error
 	done      chan struct{} // closed by Close; stops watch forwarders
@@ -220,7 +221,7 @@ const jsNoMessageFound = 10037
 // (which any replica may answer, possibly stale). errNoKey if the subject
 // holds no message.
 func (s *Store) leaderLast(ctx context.Context, stream, subject string) (*storedMsg, error) {
-	if s.closed.Load() {
+	if s.down() {
 		return nil, errStoreClose
 	}
 	req, err := json.Marshal(msgGetRequest{LastFor: subject})
@@ -279,7 +280,7 @@ func (s *Store) readLatest(ctx context.Context, key string) (entry, error) {
 // create writes value at key only if the key does not exist or its latest
 // message is a delete marker. errKeyExists if a live value is there.
 func (s *Store) create(ctx context.Context, key string, value []byte) (uint64, error) {
-	if s.closed.Load() {
+	if s.down() {
 		return 0, errStoreClose
 	}
 	// Fast path: the key never existed (expected last subject sequence 0).
@@ -316,7 +317,7 @@ func (s *Store) create(ctx context.Context, key string, value []byte) (uint64, e
 // update writes value at key only if the key's latest revision is rev.
 // A lost race returns an error wrapping ErrConflict.
 func (s *Store) update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
-	if s.closed.Load() {
+	if s.down() {
 		return 0, errStoreClose
 	}
 	n, err := s.kv.Update(ctx, key, value, rev)
@@ -328,7 +329,7 @@ func (s *Store) update(ctx context.Context, key string, value []byte, rev uint64
 
 // delete places a delete marker at key only if its latest revision is rev.
 func (s *Store) delete(ctx context.Context, key string, rev uint64) error {
-	if s.closed.Load() {
+	if s.down() {
 		return errStoreClose
 	}
 	err := s.kv.Delete(ctx, key, jetstream.LastRevision(rev))
@@ -348,3 +349,15 @@ func withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFun
 	// caller should get an error it can retry rather than wait it out.
 	return context.WithTimeout(ctx, defaultOpTimeout)
 }
+
+// down reports whether the store must not be used: closed, or cut off by
+// SetIsolated.
+func (s *Store) down() bool { return s.closed.Load() || s.isolated.Load() }
+
+// SetIsolated cuts this broker off from the coordination store (true) or
+// reconnects it (false), for fault-injection tests: while isolated every
+// operation fails as unavailable, no heartbeat is sent or heard, and
+// watches deliver nothing (watchers resynchronise when it ends). The
+// embedded server itself stays in its cluster: this isolates the broker,
+// not its NATS server.
+func (s *Store) SetIsolated(on bool) { s.isolated.Store(on) }

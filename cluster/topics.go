@@ -130,7 +130,7 @@ func (s *Store) getTopic(ctx context.Context, name string) (*fluxopb.TopicMetada
 // stream; decisions about one topic should re-read it with GetTopic.
 func (s *Store) ListTopics(ctx context.Context) ([]*fluxopb.TopicMetadata, error) {
 	const op = "list topics"
-	if s.closed.Load() {
+	if s.down() {
 		return nil, opError(op, errStoreClose)
 	}
 	ctx, cancel := withDefaultTimeout(ctx)
@@ -263,7 +263,7 @@ type TopicEvent struct {
 // closed.
 func (s *Store) WatchTopics(ctx context.Context) (<-chan TopicEvent, error) {
 	const op = "watch topics"
-	if s.closed.Load() {
+	if s.down() {
 		return nil, opError(op, errStoreClose)
 	}
 	w, err := s.kv.Watch(ctx, topicKeyPrefix+">")
@@ -287,6 +287,9 @@ func (s *Store) WatchTopics(ctx context.Context) (<-chan TopicEvent, error) {
 				if !ok {
 					return
 				}
+			}
+			if s.isolated.Load() {
+				continue
 			}
 			if e == nil {
 				initial = false

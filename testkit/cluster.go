@@ -25,6 +25,7 @@ type Cluster struct {
 	routes  []string // each broker's NATS route address (fixed across restarts)
 	remotes []string // protoactor remote addresses (fixed across restarts)
 	kafka   []string // Kafka listen addresses (fixed across restarts)
+	faults  []*brokerFaults
 }
 
 // StartCluster starts n brokers (ids 0..n-1) and waits until every one
@@ -39,6 +40,7 @@ func StartCluster(tb testing.TB, n int, opts ...fluxo.Option) *Cluster {
 		c.routes = append(c.routes, ports[3*i])
 		c.remotes = append(c.remotes, ports[3*i+1])
 		c.kafka = append(c.kafka, ports[3*i+2])
+		c.faults = append(c.faults, newBrokerFaults())
 	}
 	tb.Cleanup(c.Close)
 	// The NATS servers wait for each other: start them side by side.
@@ -95,6 +97,7 @@ func (c *Cluster) start(i int) error {
 		fluxo.WithCluster(int32(i), c.routes[i], peers),
 		fluxo.WithRemoteListen(c.remotes[i]),
 		fluxo.WithKafkaListen(c.kafka[i], ""),
+		fluxo.WithActorMiddleware(c.faults[i].middleware),
 	}, c.opts...)
 	b, err := fluxo.Start(ctx, all...)
 	if err != nil {
@@ -140,6 +143,8 @@ func (c *Cluster) Kill(i int) {
 	c.brokers[i] = nil
 	c.mu.Unlock()
 	if b != nil {
+		c.faults[i].isolated.Store(false)
+		c.faults[i].resumeAll() // a paused actor must not block the stop
 		_ = b.Kill()
 	}
 }
@@ -152,6 +157,62 @@ func (c *Cluster) Stop(i int) {
 	c.mu.Unlock()
 	if b != nil {
 		_ = b.Close()
+	}
+}
+
+// Isolate cuts broker i off from the others: it cannot reach the
+// coordination store (no heartbeats sent or heard, no reads, writes or
+// watch deliveries) and its replication traffic is dropped both ways. Kafka
+// clients still reach it, so a leader isolated this way is a zombie: it
+// believes it leads until it hears otherwise. Heal ends it.
+func (c *Cluster) Isolate(i int) {
+	c.faults[i].isolated.Store(true)
+	if b := c.Broker(i); b != nil {
+		b.SetIsolated(true)
+	}
+}
+
+// Heal reconnects broker i.
+func (c *Cluster) Heal(i int) {
+	if b := c.Broker(i); b != nil {
+		b.SetIsolated(false)
+	}
+	c.faults[i].isolated.Store(false)
+}
+
+// PausePartition holds every message to broker i's actor of topic's
+// partition p (its mailbox fills) until ResumePartition: a stalled actor,
+// e.g. a leader that wakes later with stale beliefs.
+func (c *Cluster) PausePartition(i int, topic string, p int32) {
+	c.faults[i].pause(fmt.Sprintf("/%s-%d", topic, p))
+}
+
+// ResumePartition releases a paused partition actor.
+func (c *Cluster) ResumePartition(i int, topic string, p int32) {
+	c.faults[i].resume(fmt.Sprintf("/%s-%d", topic, p))
+}
+
+// RestartAll starts every stopped broker again, side by side (a lone
+// broker waits for a majority of the coordination store before it starts).
+func (c *Cluster) RestartAll() {
+	c.tb.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, c.Size())
+	for i := range c.Size() {
+		if c.Broker(i) != nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.start(i)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			c.tb.Fatalf("testkit: restart broker %d: %v", i, err)
+		}
 	}
 }
 
