@@ -84,20 +84,23 @@ func freePorts(tb testing.TB, n int) []string {
 
 func (c *Cluster) start(i int) error {
 	var peers []string
+	c.mu.Lock()
 	for j, r := range c.routes {
 		if j != i {
 			peers = append(peers, r)
 		}
 	}
+	dir, route, remote, kafka, faults := c.dirs[i], c.routes[i], c.remotes[i], c.kafka[i], c.faults[i]
+	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	all := append([]fluxo.Option{
-		fluxo.WithDataDir(c.dirs[i]),
+		fluxo.WithDataDir(dir),
 		fluxo.WithLogger(QuietLogger()),
-		fluxo.WithCluster(int32(i), c.routes[i], peers),
-		fluxo.WithRemoteListen(c.remotes[i]),
-		fluxo.WithKafkaListen(c.kafka[i], ""),
-		fluxo.WithActorMiddleware(c.faults[i].middleware),
+		fluxo.WithCluster(int32(i), route, peers),
+		fluxo.WithRemoteListen(remote),
+		fluxo.WithKafkaListen(kafka, ""),
+		fluxo.WithActorMiddleware(faults.middleware),
 	}, c.opts...)
 	b, err := fluxo.Start(ctx, all...)
 	if err != nil {
@@ -117,7 +120,11 @@ func (c *Cluster) Broker(i int) *fluxo.Broker {
 }
 
 // Size is the number of brokers, up or down.
-func (c *Cluster) Size() int { return len(c.dirs) }
+func (c *Cluster) Size() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.dirs)
+}
 
 // Addrs lists the Kafka addresses of the brokers that are up.
 func (c *Cluster) Addrs() []string {
@@ -143,8 +150,11 @@ func (c *Cluster) Kill(i int) {
 	c.brokers[i] = nil
 	c.mu.Unlock()
 	if b != nil {
-		c.faults[i].isolated.Store(false)
-		c.faults[i].resumeAll() // a paused actor must not block the stop
+		c.mu.Lock()
+		f := c.faults[i]
+		c.mu.Unlock()
+		f.isolated.Store(false)
+		f.resumeAll() // a paused actor must not block the stop
 		_ = b.Kill()
 	}
 }
@@ -190,6 +200,26 @@ func (c *Cluster) PausePartition(i int, topic string, p int32) {
 // ResumePartition releases a paused partition actor.
 func (c *Cluster) ResumePartition(i int, topic string, p int32) {
 	c.faults[i].resume(fmt.Sprintf("/%s-%d", topic, p))
+}
+
+// AddBroker starts one more broker (the next id) that joins the running
+// cluster through the others' route addresses, and returns its index.
+func (c *Cluster) AddBroker() int {
+	c.tb.Helper()
+	ports := freePorts(c.tb, 3)
+	c.mu.Lock()
+	i := len(c.dirs)
+	c.dirs = append(c.dirs, c.tb.TempDir())
+	c.routes = append(c.routes, ports[0])
+	c.remotes = append(c.remotes, ports[1])
+	c.kafka = append(c.kafka, ports[2])
+	c.faults = append(c.faults, newBrokerFaults())
+	c.brokers = append(c.brokers, nil)
+	c.mu.Unlock()
+	if err := c.start(i); err != nil {
+		c.tb.Fatalf("testkit: add broker %d: %v", i, err)
+	}
+	return i
 }
 
 // RestartAll starts every stopped broker again, side by side (a lone
@@ -287,7 +317,7 @@ func (c *Cluster) WaitLeader(topic string, p int32, not int32, timeout time.Dura
 // Close stops every running broker (abruptly: a test's end needs no
 // leadership hand-over).
 func (c *Cluster) Close() {
-	for i := range c.brokers {
+	for i := range c.Size() {
 		c.Kill(i)
 	}
 }
