@@ -269,7 +269,8 @@ func (m *clusterMember) spawn(id persistence.PartitionID) {
 	if id.Partition >= t.Partitions {
 		return
 	}
-	n.system.Root.Send(n.partitionsPID, &startPartitions{ids: []persistence.PartitionID{id}, maxMessageBytes: n.topicConfig(t).maxMessageBytes})
+	ts := n.topicConfig(t)
+	n.system.Root.Send(n.partitionsPID, &startPartitions{ids: []persistence.PartitionID{id}, maxMessageBytes: ts.maxMessageBytes, minInsync: ts.minInsync})
 }
 
 // hostedStates lists the partitions (of known topics) this node holds a

@@ -86,6 +86,9 @@ func (a *partitionActor) Receive(ctx actor.Context) {
 		ctx.Respond(&checkpointReply{cp: cp, err: err})
 	case *configChanged:
 		a.core.maxMessageBytes = a.view.maxMessageBytes.Load()
+		if a.hooks != nil {
+			a.core.setMinISR(a.minISR(), len(a.core.repl.replicas))
+		}
 	case *infoMsg:
 		ctx.Respond(a.info())
 	case *roleMsg:

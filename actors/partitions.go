@@ -71,6 +71,7 @@ type (
 	startPartitions struct {
 		ids             []persistence.PartitionID
 		maxMessageBytes int32
+		minInsync       int32
 	}
 	// stopPartitions stops the actors and waits for them.
 	stopPartitions struct{ ids []persistence.PartitionID }
@@ -90,7 +91,7 @@ func (s *partitionsSupervisor) Receive(ctx actor.Context) {
 	case *actor.Started:
 		if m := s.node.member; m != nil {
 			for _, id := range m.hostedStates() {
-				s.spawn(ctx, []persistence.PartitionID{id}, s.node.topicConfig(s.node.cachedTopic(id.Topic)).maxMessageBytes)
+				s.spawn(ctx, []persistence.PartitionID{id}, s.node.topicConfig(s.node.cachedTopic(id.Topic)))
 			}
 			return
 		}
@@ -99,10 +100,10 @@ func (s *partitionsSupervisor) Receive(ctx actor.Context) {
 			for i := range ids {
 				ids[i] = persistence.PartitionID{Topic: t.Name, Partition: int32(i)}
 			}
-			s.spawn(ctx, ids, s.node.topicConfig(t).maxMessageBytes)
+			s.spawn(ctx, ids, s.node.topicConfig(t))
 		}
 	case *startPartitions:
-		ctx.Respond(&doneMsg{err: s.spawn(ctx, m.ids, m.maxMessageBytes)})
+		ctx.Respond(&doneMsg{err: s.spawn(ctx, m.ids, topicSettings{maxMessageBytes: m.maxMessageBytes, minInsync: m.minInsync})})
 	case *stopPartitions:
 		for _, id := range m.ids {
 			h := s.node.registry.get(id)
@@ -119,13 +120,14 @@ func (s *partitionsSupervisor) Receive(ctx actor.Context) {
 	}
 }
 
-func (s *partitionsSupervisor) spawn(ctx actor.Context, ids []persistence.PartitionID, maxMessageBytes int32) error {
+func (s *partitionsSupervisor) spawn(ctx actor.Context, ids []persistence.PartitionID, ts topicSettings) error {
 	for _, id := range ids {
 		if h := s.node.registry.get(id); h != nil && h.pid != nil && s.isChild(ctx, h.pid) {
 			continue
 		}
 		view := newPartitionView(id)
-		view.maxMessageBytes.Store(maxMessageBytes)
+		view.maxMessageBytes.Store(ts.maxMessageBytes)
+		view.minInsync.Store(ts.minInsync)
 		store, logger := s.node.store, s.node.logger
 		var hooks *replicaHooks
 		if m := s.node.member; m != nil {

@@ -76,12 +76,21 @@ type followerLoop struct {
 // follower of nobody, until its recorded role is applied.
 func (a *partitionActor) prepareReplication() {
 	h := a.hooks
-	a.core.configureReplication(h.self, h.lagTimeMs, h.minISR)
+	a.core.configureReplication(h.self, h.lagTimeMs, a.minISR())
 	a.core.awaitRole()
 	a.core.repl.session = a.incarnation
 	if h.mayHaveLostData {
 		a.core.markLostData(a.incarnation)
 	}
+}
+
+// minISR is the topic's min.insync.replicas, else the node's default (0:
+// 2 with three or more replicas, else 1).
+func (a *partitionActor) minISR() int {
+	if m := a.view.minInsync.Load(); m > 0 {
+		return int(m)
+	}
+	return a.hooks.minISR
 }
 
 // applyCurrentRole applies the role the coordination store records now.

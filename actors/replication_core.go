@@ -143,6 +143,15 @@ func (c *partitionCore) configureReplication(self int32, lagTimeMs int64, minISR
 	r.minISR, r.minISRSet = max(minISR, 1), minISR > 0
 }
 
+// setMinISR changes min.insync.replicas (<= 0: defaultMinISR of replicas).
+func (c *partitionCore) setMinISR(minISR, replicas int) {
+	r := &c.repl
+	r.minISR, r.minISRSet = max(minISR, 1), minISR > 0
+	if !r.minISRSet {
+		r.minISR = defaultMinISR(replicas)
+	}
+}
+
 // awaitRole makes a clustered replica refuse produce until the controller
 // tells it its role: it starts as a follower of no leader.
 func (c *partitionCore) awaitRole() {

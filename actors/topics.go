@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -32,6 +33,7 @@ type topicSettings struct {
 	retentionMs     int64
 	retentionBytes  int64
 	maxMessageBytes int32
+	minInsync       int32 // 0: the default (2, or 1 below 3 replicas)
 }
 
 func (n *Node) topicConfig(t *fluxopb.TopicMetadata) topicSettings {
@@ -50,6 +52,9 @@ func (n *Node) topicConfig(t *fluxopb.TopicMetadata) topicSettings {
 		if c.MaxMessageBytes != nil {
 			s.maxMessageBytes = *c.MaxMessageBytes
 		}
+		if c.MinInsyncReplicas != nil {
+			s.minInsync = *c.MinInsyncReplicas
+		}
 	}
 	return s
 }
@@ -67,6 +72,9 @@ func validateTopicConfig(c *fluxopb.TopicConfig) error {
 	}
 	if c.MaxMessageBytes != nil && *c.MaxMessageBytes < 0 {
 		return fmt.Errorf("max.message.bytes %d must be >= 0", *c.MaxMessageBytes)
+	}
+	if c.MinInsyncReplicas != nil && *c.MinInsyncReplicas < 1 {
+		return fmt.Errorf("min.insync.replicas %d must be >= 1", *c.MinInsyncReplicas)
 	}
 	if c.CleanupPolicy != nil && *c.CleanupPolicy != "delete" {
 		return fmt.Errorf("cleanup.policy %q is not supported; only \"delete\"", *c.CleanupPolicy)
@@ -192,7 +200,7 @@ func (n *Node) startTopicPartitions(ctx context.Context, t *fluxopb.TopicMetadat
 		return n.waitLeaders(ctx, t, 0)
 	}
 	ids := partitionIDs(t, 0)
-	res, err := n.request(ctx, n.partitionsPID, &startPartitions{ids: ids, maxMessageBytes: n.topicConfig(t).maxMessageBytes}, 0)
+	res, err := n.request(ctx, n.partitionsPID, &startPartitions{ids: ids, maxMessageBytes: n.topicConfig(t).maxMessageBytes, minInsync: n.topicConfig(t).minInsync}, 0)
 	if err != nil {
 		return err
 	}
@@ -316,10 +324,11 @@ func (n *Node) AlterTopicConfig(ctx context.Context, req *fluxopb.AlterTopicConf
 
 // configChanged hands the topic's new settings to its running partitions.
 func (n *Node) configChanged(t *fluxopb.TopicMetadata) {
-	maxBytes := n.topicConfig(t).maxMessageBytes
+	ts := n.topicConfig(t)
 	for _, id := range partitionIDs(t, 0) {
 		if h := n.registry.get(id); h != nil {
-			h.view.maxMessageBytes.Store(maxBytes)
+			h.view.maxMessageBytes.Store(ts.maxMessageBytes)
+			h.view.minInsync.Store(ts.minInsync)
 			n.system.Root.Send(h.pid, &configChanged{})
 		}
 	}
@@ -350,6 +359,7 @@ type TopicDefaults struct {
 	RetentionBytes        int64
 	MaxMessageBytes       int32
 	CleanupPolicy         string
+	MinInsyncReplicas     int32
 }
 
 // TopicDefaults reports the broker defaults of topic settings.
@@ -361,6 +371,7 @@ func (n *Node) TopicDefaults() TopicDefaults {
 		RetentionBytes:        n.cfg.DefaultRetentionBytes,
 		MaxMessageBytes:       n.cfg.DefaultMaxMessageBytes,
 		CleanupPolicy:         "delete",
+		MinInsyncReplicas:     cmp.Or(n.cfg.DefaultMinInsyncReplicas, 2),
 	}
 }
 

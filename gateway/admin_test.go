@@ -94,6 +94,8 @@ func TestAdminCreateTopics(t *testing.T) {
 		{"replication factor 3", "z", 1, 3, nil, false, kerr.InvalidReplicationFactor, "1 broker"},
 		{"replication factor 0", "z", 1, 0, nil, false, kerr.InvalidReplicationFactor, "1 broker"},
 		{"unsupported config", "z", 1, 1, map[string]*string{"segment.bytes": s("1024")}, false, kerr.InvalidConfig, "segment.bytes"},
+		{"min.insync.replicas 0", "z", 1, 1, map[string]*string{"min.insync.replicas": s("0")}, false, kerr.InvalidConfig, "min.insync.replicas"},
+		{"unclean not a bool", "z", 1, 1, map[string]*string{"unclean.leader.election.enable": s("yes please")}, false, kerr.InvalidConfig, "unclean.leader.election.enable"},
 		{"compact", "z", 1, 1, map[string]*string{"cleanup.policy": s("compact")}, false, kerr.InvalidConfig, "cleanup.policy"},
 		{"not a number", "z", 1, 1, map[string]*string{"retention.ms": s("soon")}, false, kerr.InvalidConfig, "retention.ms"},
 		{"out of range", "z", 1, 1, map[string]*string{"retention.bytes": s("-2")}, false, kerr.InvalidConfig, "retention.bytes"},
@@ -301,8 +303,8 @@ func TestAdminDescribeConfigs(t *testing.T) {
 			wantErr(t, "describe nope", rc.Err, kerr.UnknownTopicOrPartition)
 		case "c":
 			wantErr(t, "describe c", rc.Err, nil)
-			if len(rc.Configs) != 4 {
-				t.Fatalf("want 4 configs, got %+v", rc.Configs)
+			if len(rc.Configs) != 6 {
+				t.Fatalf("want 6 configs, got %+v", rc.Configs)
 			}
 			for _, w := range []struct {
 				key, value string
@@ -312,6 +314,8 @@ func TestAdminDescribeConfigs(t *testing.T) {
 				{"retention.bytes", "-1", kmsg.ConfigSourceDefaultConfig},
 				{"max.message.bytes", "1048588", kmsg.ConfigSourceDefaultConfig},
 				{"cleanup.policy", "delete", kmsg.ConfigSourceDefaultConfig},
+				{"min.insync.replicas", "2", kmsg.ConfigSourceDefaultConfig},
+				{"unclean.leader.election.enable", "false", kmsg.ConfigSourceDefaultConfig},
 			} {
 				c := configOf(t, rc, w.key)
 				if c.Value == nil || *c.Value != w.value || c.Source != w.source || c.Sensitive {

@@ -96,6 +96,24 @@ var topicConfigKeys = []*topicConfigKey{
 		clear: func(c *fluxopb.TopicConfig) { c.MaxMessageBytes = nil },
 	},
 	{
+		name: "min.insync.replicas", brokerName: "min.insync.replicas", typ: kmsg.ConfigTypeInt,
+		doc: "The in-sync replicas an acks=all produce needs; fewer is NOT_ENOUGH_REPLICAS, before anything is appended. The broker default is 2, and 1 on topics with fewer than 3 replicas.",
+		get: func(c *fluxopb.TopicConfig) (string, bool) {
+			return strconv.FormatInt(int64(c.GetMinInsyncReplicas()), 10), c.MinInsyncReplicas != nil
+		},
+		def: func(d actors.TopicDefaults) string { return strconv.FormatInt(int64(d.MinInsyncReplicas), 10) },
+		set: func(c *fluxopb.TopicConfig, v string) error {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 32)
+			if err != nil {
+				return fmt.Errorf("min.insync.replicas: %q is not a 32-bit number", v)
+			}
+			n32 := int32(n)
+			c.MinInsyncReplicas = &n32
+			return nil
+		},
+		clear: func(c *fluxopb.TopicConfig) { c.MinInsyncReplicas = nil },
+	},
+	{
 		name: "retention.bytes", brokerName: "log.retention.bytes", typ: kmsg.ConfigTypeLong,
 		doc: "The size a partition may grow to before its oldest segments are deleted; -1 for no limit.",
 		get: func(c *fluxopb.TopicConfig) (string, bool) {
@@ -122,6 +140,23 @@ var topicConfigKeys = []*topicConfigKey{
 			return err
 		},
 		clear: func(c *fluxopb.TopicConfig) { c.RetentionMs = nil },
+	},
+	{
+		name: "unclean.leader.election.enable", brokerName: "unclean.leader.election.enable", typ: kmsg.ConfigTypeBoolean,
+		doc: "Elect a replica that is not in sync when no in-sync one is alive: the partition comes back sooner but acknowledged records may be lost.",
+		get: func(c *fluxopb.TopicConfig) (string, bool) {
+			return strconv.FormatBool(c.GetUncleanLeaderElection()), c.UncleanLeaderElection != nil
+		},
+		def: func(actors.TopicDefaults) string { return "false" },
+		set: func(c *fluxopb.TopicConfig, v string) error {
+			b, err := strconv.ParseBool(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("unclean.leader.election.enable: %q is not true or false", v)
+			}
+			c.UncleanLeaderElection = &b
+			return nil
+		},
+		clear: func(c *fluxopb.TopicConfig) { c.UncleanLeaderElection = nil },
 	},
 }
 

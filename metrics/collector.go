@@ -98,10 +98,15 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descLogEnd, float64(s.LogEndOffset), s.Topic, p)
 		gauge(descHW, float64(s.HighWatermark), s.Topic, p)
 		gauge(descSize, float64(s.SizeBytes), s.Topic, p)
-		// A single node holds one replica of each partition, always in
-		// sync: a partition is under-replicated when its topic asks for
-		// more.
-		if replication[s.Topic] > 1 {
+		// In a cluster the leader reports it (as Kafka's
+		// UnderReplicatedPartitions): fewer in-sync replicas than
+		// replicas. A single node holds one replica of each partition,
+		// always in sync: under-replicated when its topic asks for more.
+		if n.Clustered() {
+			if l, ok := n.PartitionLeadership(s.Topic, s.Partition); ok && l.Leader == n.NodeID() && len(l.ISR) < len(l.Replicas) {
+				underReplicated++
+			}
+		} else if replication[s.Topic] > 1 {
 			underReplicated++
 		}
 		t := perTopic[s.Topic]

@@ -94,6 +94,44 @@ func TestClusterOperations(t *testing.T) {
 	if err := pr.FirstErr(); err != nil {
 		t.Fatal(err)
 	}
+
+	// min.insync.replicas 3 on RF 3: losing a follower refuses acks=all
+	// with NOT_ENOUGH_REPLICAS, before appending.
+	three := "3"
+	if _, err := adm.CreateTopic(ctx, 1, 3, map[string]*string{"min.insync.replicas": &three}, "strict"); err != nil {
+		t.Fatal(err)
+	}
+	strict, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...), kgo.DisableIdempotentWrite(), kgo.RecordRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer strict.Close()
+	if err := strict.ProduceSync(ctx, &kgo.Record{Topic: "strict", Value: []byte("ok")}).FirstErr(); err != nil {
+		t.Fatalf("strict topic with 3 in sync: %v", err)
+	}
+	ls := leadership(t, c, "strict", 0)
+	follower := ls.Replicas[0]
+	if follower == ls.Leader {
+		follower = ls.Replicas[1]
+	}
+	c.Kill(int(follower))
+	for len(leadership(t, c, "strict", 0).ISR) != 2 {
+		if ctx.Err() != nil {
+			t.Fatal("the dead follower never left the in-sync set")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for {
+		err := strict.ProduceSync(ctx, &kgo.Record{Topic: "strict", Value: []byte("refused")}).FirstErr()
+		if errors.Is(err, kerr.NotEnoughReplicas) {
+			t.Logf("acks=all with 2 of 3 in sync: %v", err)
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("want NOT_ENOUGH_REPLICAS, last %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // the leader may not have applied the new ISR yet
+	}
 }
 
 func leadership(t *testing.T, c *testkit.Cluster, topic string, p int32) actors.Leadership {

@@ -688,8 +688,11 @@ type TopicConfig struct {
 	// unclean.leader.election.enable: elect an out-of-sync replica when no
 	// in-sync one is alive (may lose acknowledged records). Default false.
 	UncleanLeaderElection *bool `protobuf:"varint,5,opt,name=unclean_leader_election,json=uncleanLeaderElection,proto3,oneof" json:"unclean_leader_election,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// min.insync.replicas: acks=-1 produce is refused (NOT_ENOUGH_REPLICAS)
+	// while fewer replicas are in sync. Unset: the broker default.
+	MinInsyncReplicas *int32 `protobuf:"varint,6,opt,name=min_insync_replicas,json=minInsyncReplicas,proto3,oneof" json:"min_insync_replicas,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *TopicConfig) Reset() {
@@ -755,6 +758,13 @@ func (x *TopicConfig) GetUncleanLeaderElection() bool {
 		return *x.UncleanLeaderElection
 	}
 	return false
+}
+
+func (x *TopicConfig) GetMinInsyncReplicas() int32 {
+	if x != nil && x.MinInsyncReplicas != nil {
+		return *x.MinInsyncReplicas
+	}
+	return 0
 }
 
 // TopicMetadata is a topic's record in the coordination store.
@@ -2106,18 +2116,20 @@ const file_fluxo_v1_events_proto_rawDesc = "" +
 	"\bSnapshot\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x19\n" +
 	"\btype_url\x18\x02 \x01(\tR\atypeUrl\x12\x18\n" +
-	"\apayload\x18\x03 \x01(\fR\apayload\"\xe7\x02\n" +
+	"\apayload\x18\x03 \x01(\fR\apayload\"\xb4\x03\n" +
 	"\vTopicConfig\x12&\n" +
 	"\fretention_ms\x18\x01 \x01(\x03H\x00R\vretentionMs\x88\x01\x01\x12,\n" +
 	"\x0fretention_bytes\x18\x02 \x01(\x03H\x01R\x0eretentionBytes\x88\x01\x01\x12/\n" +
 	"\x11max_message_bytes\x18\x03 \x01(\x05H\x02R\x0fmaxMessageBytes\x88\x01\x01\x12*\n" +
 	"\x0ecleanup_policy\x18\x04 \x01(\tH\x03R\rcleanupPolicy\x88\x01\x01\x12;\n" +
-	"\x17unclean_leader_election\x18\x05 \x01(\bH\x04R\x15uncleanLeaderElection\x88\x01\x01B\x0f\n" +
+	"\x17unclean_leader_election\x18\x05 \x01(\bH\x04R\x15uncleanLeaderElection\x88\x01\x01\x123\n" +
+	"\x13min_insync_replicas\x18\x06 \x01(\x05H\x05R\x11minInsyncReplicas\x88\x01\x01B\x0f\n" +
 	"\r_retention_msB\x12\n" +
 	"\x10_retention_bytesB\x14\n" +
 	"\x12_max_message_bytesB\x11\n" +
 	"\x0f_cleanup_policyB\x1a\n" +
-	"\x18_unclean_leader_election\"\xd9\x01\n" +
+	"\x18_unclean_leader_electionB\x16\n" +
+	"\x14_min_insync_replicas\"\xd9\x01\n" +
 	"\rTopicMetadata\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\fR\x02id\x12\x1e\n" +
