@@ -26,8 +26,8 @@ type partitionView struct {
 	// restarted actor incarnation starts with the current value.
 	maxMessageBytes atomic.Int32
 	// minInsync is the topic's min.insync.replicas (0: the default).
-	minInsync atomic.Int32
-	leaderEpoch     atomic.Int32
+	minInsync   atomic.Int32
+	leaderEpoch atomic.Int32
 	// leader: this replica leads the partition (always, on a single node);
 	// consumers read only from the leader.
 	leader atomic.Bool
