@@ -153,6 +153,15 @@ func (a *partitionActor) publish() {
 	a.view.publish(a.core.hw, a.core.logStart(), a.core.logEnd())
 }
 
+// publishIfMoved publishes when the offsets differ from the view's, so
+// every change of the high watermark reaches readers, whatever moved it.
+func (a *partitionActor) publishIfMoved() {
+	v := a.view
+	if v.hw.Load() != a.core.hw || v.logStart.Load() != a.core.logStart() || v.logEnd.Load() != a.core.logEnd() {
+		a.publish()
+	}
+}
+
 func (a *partitionActor) produce(ctx actor.Context, req *fluxopb.ProduceRequest) {
 	d := a.core.decideProduce(req)
 	if d.append != nil {
@@ -180,6 +189,7 @@ func (a *partitionActor) produce(ctx actor.Context, req *fluxopb.ProduceRequest)
 		return
 	}
 	if a.core.released(d.waitOffset, d.waitAll) {
+		a.publishIfMoved() // readers see what is acknowledged
 		respond(ctx, sender, d.reply)
 		return
 	}
@@ -199,14 +209,12 @@ func (a *partitionActor) synced(ctx actor.Context, m *syncedMsg) {
 		panic(fmt.Errorf("partition %s-%d: sync: %w", a.id.Topic, a.id.Partition, m.err))
 	}
 	released := a.core.synced(m.upTo)
+	// The high watermark may move with nothing to release (a duplicate
+	// retry was answered at once): readers must see it all the same.
+	a.publishIfMoved()
 	if a.hooks != nil && a.core.repl.role == roleFollower {
-		a.publish()
 		a.sendFetch(ctx)
 	}
-	if len(released) == 0 {
-		return
-	}
-	a.publish()
 	for _, p := range released {
 		if pid, ok := p.token.(*actor.PID); ok && pid != nil {
 			ctx.Send(pid, p.reply)

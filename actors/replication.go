@@ -248,10 +248,8 @@ func (a *partitionActor) replicaFetch(ctx actor.Context, m *fluxopb.ReplicaFetch
 	}
 	ans, change, released := a.core.replicaFetch(req, nowMs())
 	a.proposeISR(ctx, change)
-	if len(released) > 0 {
-		a.publish()
-		a.sendReplies(ctx, released)
-	}
+	a.publishIfMoved()
+	a.sendReplies(ctx, released)
 	if ans.err == nil && ans.diverging == nil && ans.readTo <= m.FetchOffset && time.Now().Before(deadline) {
 		a.parked = append(a.parked, parkedFetch{req: m, sender: sender, deadline: deadline})
 		return
@@ -325,10 +323,8 @@ func (a *partitionActor) isrAnswered(ctx actor.Context, m *isrResult) {
 	}
 	released := a.core.isrCommitted(m.st.LeaderEpoch, m.st.Isr)
 	a.logger.Info("partition: in-sync set changed", "topic", a.id.Topic, "partition", a.id.Partition, "epoch", m.st.LeaderEpoch, "isr", m.st.Isr)
-	if len(released) > 0 {
-		a.publish()
-		a.sendReplies(ctx, released)
-	}
+	a.publishIfMoved()
+	a.sendReplies(ctx, released)
 }
 
 // tick retries the follower's fetch and expires the leader's long polls and

@@ -275,6 +275,16 @@ func TestJournalClusterFencingAndFailover(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("claimed %v after losing the stream leader fluxo-%d", time.Since(start), lost)
+	// Right after a stream leader change a replay's consumer can still time
+	// out; coordinators retry the load (every 500 ms), and so does this.
+	for time.Since(start) < 60*time.Second {
+		if err := js[next].Replay(actor, 0, func(uint64, *fluxopb.JournalEvent) error { return nil }); err == nil {
+			break
+		} else {
+			t.Logf("replay after failover: %v; retrying", err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 	if got := seqs(replayAll(t, js[next], actor, 0)); !slices.Equal(got, []uint64{1, 2, 3}) {
 		t.Fatalf("after failover replays %v", got)
 	}

@@ -101,6 +101,12 @@ func TestClusterFaultsLoseNothing(t *testing.T) {
 	quiet()
 
 	w.Stop()
+	for i := range c.Size() {
+		for p := range int32(partitions) {
+			st, _ := c.Broker(i).Node().Partition(topic, p)
+			t.Logf("broker %d %s-%d: %+v", i, topic, p, st)
+		}
+	}
 	acked, failed, unknown := w.Counts()
 	if err := w.Drain(ctx); err != nil {
 		t.Fatal(err)

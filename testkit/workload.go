@@ -166,7 +166,19 @@ func (w *Workload) Drain(ctx context.Context) error {
 		return err
 	}
 	want := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) { want[o.Partition] = o.Offset })
+	var endErr error
+	ends.Each(func(o kadm.ListedOffset) {
+		want[o.Partition] = o.Offset
+		if o.Err != nil {
+			endErr = fmt.Errorf("drain: end offset of %s/%d: %w", o.Topic, o.Partition, o.Err)
+		}
+	})
+	if endErr != nil {
+		return endErr
+	}
+	if len(want) != int(w.Partitions) {
+		return fmt.Errorf("drain: end offsets of %d partitions, want %d", len(want), w.Partitions)
+	}
 	got := map[int32][]history.Record{}
 	done := func() bool {
 		for p, end := range want {
