@@ -76,6 +76,7 @@ func run(brokers, topic string, partition int32, duration time.Duration, rate in
 			acked.Add(1)
 			w.Write(r.Value)
 			w.WriteByte('\n')
+			w.Flush() // the smoke test reads the file while we run
 		})
 		if next = next.Add(interval); time.Until(next) > 0 {
 			time.Sleep(time.Until(next))
