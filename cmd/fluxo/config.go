@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"reflect"
@@ -31,6 +33,10 @@ type ServeConfig struct {
 	RemoteListen  string `yaml:"remote_listen" usage:"protoactor remote endpoint for Go clients (fluxo.Dial), host:port; empty disables it"`
 	MetricsListen string `yaml:"metrics_listen" usage:"HTTP listener for Prometheus /metrics, /healthz and /readyz (host:port); empty disables it"`
 	Sync          string `yaml:"sync" usage:"durability: always (fsync before acknowledging) or never (leave it to the OS)"`
+
+	NodeID        int      `yaml:"node_id" usage:"this broker's id in a cluster, 0 to 2147483647; every broker of a cluster needs its own"`
+	ClusterListen string   `yaml:"cluster_listen" usage:"host:port (fixed port) this broker accepts the other brokers' cluster connections on; empty: a single broker"`
+	Peers         []string `yaml:"peers" usage:"the other brokers' cluster_listen addresses, comma-separated (a YAML list in the file); an entry equal to cluster_listen is skipped, so every broker can be given the same list"`
 
 	DefaultPartitions          int            `yaml:"default_partitions" usage:"partition count of topics created without one, 1 to 10000"`
 	OffsetsPartitions          int            `yaml:"offsets_partitions" usage:"internal __consumer_offsets partitions group journals are spread over, 1 to 1000 (set it once: changing it moves groups)"`
@@ -111,14 +117,17 @@ func (c *ServeConfig) get(s serveSetting) string {
 		return strconv.Itoa(v)
 	case ConfigDuration:
 		return v.String()
+	case []string:
+		return strings.Join(v, ",")
 	}
 	panic("config: unsupported field type")
 }
 
-// show formats the setting's value for messages: strings quoted.
+// show formats the setting's value for messages: strings and lists quoted.
 func (c *ServeConfig) show(s serveSetting) string {
-	if v, ok := reflect.ValueOf(c).Elem().Field(s.field).Interface().(string); ok {
-		return strconv.Quote(v)
+	switch reflect.ValueOf(c).Elem().Field(s.field).Interface().(type) {
+	case string, []string:
+		return strconv.Quote(c.get(s))
 	}
 	return c.get(s)
 }
@@ -144,6 +153,18 @@ func (c *ServeConfig) set(s serveSetting, raw, from string) error {
 	return nil
 }
 
+// splitList splits a comma-separated list, trimming spaces and dropping
+// empty entries; nil when nothing is left.
+func splitList(raw string) []string {
+	var out []string
+	for _, e := range strings.Split(raw, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 func (c *ServeConfig) parse(s serveSetting, raw string) error {
 	f := reflect.ValueOf(c).Elem().Field(s.field)
 	switch f.Interface().(type) {
@@ -161,6 +182,8 @@ func (c *ServeConfig) parse(s serveSetting, raw string) error {
 			return fmt.Errorf("%q is not a duration (such as 500ms, 6s or 30m)", raw)
 		}
 		f.SetInt(int64(d))
+	case []string:
+		f.Set(reflect.ValueOf(splitList(raw)))
 	default:
 		panic("config: unsupported field type")
 	}
@@ -187,7 +210,25 @@ func (c *ServeConfig) applyYAML(path string, data []byte) error {
 		if !ok {
 			return fmt.Errorf("config file %s: line %d: unknown key %q (known: %s)", path, k.Line, k.Value, knownConfigKeys())
 		}
+		isList := c.isList(s)
+		if v.Kind == yaml.SequenceNode && isList {
+			// A list setting may be a YAML list of scalars too.
+			items := make([]string, 0, len(v.Content))
+			for _, e := range v.Content {
+				if e.Kind != yaml.ScalarNode || strings.Contains(e.Value, ",") {
+					return fmt.Errorf("config file %s: line %d: %s: want a list of host:port values", path, e.Line, s.key)
+				}
+				items = append(items, e.Value)
+			}
+			if err := c.set(s, strings.Join(items, ","), fmt.Sprintf("config file %s line %d", path, v.Line)); err != nil {
+				return err
+			}
+			continue
+		}
 		if v.Kind != yaml.ScalarNode {
+			if isList {
+				return fmt.Errorf("config file %s: line %d: %s: want a list or a comma-separated string", path, v.Line, s.key)
+			}
 			return fmt.Errorf("config file %s: line %d: %s: want a single value", path, v.Line, s.key)
 		}
 		raw := v.Value
@@ -199,6 +240,12 @@ func (c *ServeConfig) applyYAML(path string, data []byte) error {
 		}
 	}
 	return nil
+}
+
+// isList says whether the setting is a list ([]string).
+func (c *ServeConfig) isList(s serveSetting) bool {
+	_, ok := reflect.ValueOf(c).Elem().Field(s.field).Interface().([]string)
+	return ok
 }
 
 func knownConfigKeys() string {
@@ -226,6 +273,29 @@ func (c *ServeConfig) Validate() error {
 			return bad(key, "is not host:port (port 0 picks a free one; empty disables it)")
 		}
 		return nil
+	}
+	// fixedHostPort checks a cluster address: other brokers dial it, so
+	// the port must be fixed (not 0); a peer needs its host too.
+	fixedHostPort := func(key, v string, needHost bool) error {
+		host, port, err := net.SplitHostPort(v)
+		if err == nil {
+			n, perr := strconv.Atoi(port)
+			switch {
+			case perr != nil || n < 0 || n > 65535:
+				err = fmt.Errorf("port %q is not a number 1 to 65535", port)
+			case n == 0:
+				err = errors.New("port 0 is not allowed: other brokers must know the port")
+			case needHost && host == "":
+				err = errors.New("no host")
+			}
+		}
+		if err == nil {
+			return nil
+		}
+		if key == "peers" {
+			return bad(key, "has %q, which is not host:port with a fixed port: %v", v, err)
+		}
+		return bad(key, "is not host:port with a fixed port: %v", err)
 	}
 	inRange := func(key string, v, lo, hi int) error {
 		if v < lo || v > hi {
@@ -262,6 +332,35 @@ func (c *ServeConfig) Validate() error {
 		func() error { return hostPort("remote_listen", c.RemoteListen) },
 		func() error { return hostPort("metrics_listen", c.MetricsListen) },
 		func() error { return oneOf("sync", c.Sync, "always", "never") },
+		func() error { return inRange("node_id", c.NodeID, 0, math.MaxInt32) },
+		func() error {
+			if c.ClusterListen == "" {
+				return nil
+			}
+			return fixedHostPort("cluster_listen", c.ClusterListen, false)
+		},
+		func() error {
+			seen := map[string]bool{}
+			for _, p := range c.Peers {
+				if err := fixedHostPort("peers", p, true); err != nil {
+					return err
+				}
+				if seen[p] {
+					return bad("peers", "lists %q twice", p)
+				}
+				seen[p] = true
+			}
+			if len(c.Peers) > 0 && c.ClusterListen == "" {
+				return bad("peers", "needs cluster_listen too (this broker's own cluster address; --cluster-listen)")
+			}
+			return nil
+		},
+		func() error {
+			if c.ClusterListen != "" && c.RemoteListen == "" {
+				return bad("remote_listen", "is empty, but a cluster member (cluster_listen %q) needs it: replicas fetch over it", c.ClusterListen)
+			}
+			return nil
+		},
 		func() error { return inRange("default_partitions", c.DefaultPartitions, 1, 10000) },
 		func() error { return inRange("offsets_partitions", c.OffsetsPartitions, 1, 1000) },
 		func() error {
@@ -294,6 +393,14 @@ func (c *ServeConfig) YAML() []byte {
 	for _, s := range serveSettings {
 		k := &yaml.Node{Kind: yaml.ScalarNode, Value: s.key,
 			HeadComment: fmt.Sprintf("%s (--%s, %s)", s.usage, s.flag(), s.env())}
+		if c.isList(s) {
+			seq := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}
+			for _, e := range reflect.ValueOf(c).Elem().Field(s.field).Interface().([]string) {
+				seq.Content = append(seq.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: e})
+			}
+			m.Content = append(m.Content, k, seq)
+			continue
+		}
 		v := &yaml.Node{Kind: yaml.ScalarNode, Value: c.get(s)}
 		if _, isString := reflect.ValueOf(c).Elem().Field(s.field).Interface().(string); isString {
 			v.Tag = "!!str"
@@ -418,6 +525,9 @@ func (c *ServeConfig) options() ([]fluxo.Option, error) {
 	if c.MetricsListen != "" {
 		opts = append(opts, fluxo.WithMetricsListen(c.MetricsListen))
 	}
+	if c.ClusterListen != "" {
+		opts = append(opts, fluxo.WithCluster(int32(c.NodeID), c.ClusterListen, c.clusterPeers()))
+	}
 	if c.Sync == "never" {
 		opts = append(opts, fluxo.WithoutFsync())
 	}
@@ -428,6 +538,19 @@ func (c *ServeConfig) options() ([]fluxo.Option, error) {
 		n.GroupInitialRebalanceDelay = time.Duration(c.GroupInitialRebalanceDelay)
 	}))
 	return opts, nil
+}
+
+// clusterPeers is peers without this broker's own cluster_listen address,
+// so every broker of a cluster can be given the same list. Only an entry
+// equal to cluster_listen is recognised (not another name for the host).
+func (c *ServeConfig) clusterPeers() []string {
+	var out []string
+	for _, p := range c.Peers {
+		if p != c.ClusterListen {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // logFormat resolves "auto": text when w is a terminal, JSON otherwise.

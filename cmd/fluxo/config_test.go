@@ -166,7 +166,8 @@ func TestConfigValidation(t *testing.T) {
 // configuration.
 func TestConfigPrintConfig(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"serve", "--print-config", "--default-partitions", "7", "--group-initial-rebalance-delay", "3s", "--listen", ""}, &stdout, &stderr)
+	code := run([]string{"serve", "--print-config", "--default-partitions", "7", "--group-initial-rebalance-delay", "3s", "--listen", "",
+		"--node-id", "2", "--cluster-listen", "127.0.0.1:6224", "--peers", "127.0.0.1:6222,127.0.0.1:6223"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
@@ -183,7 +184,8 @@ func TestConfigPrintConfig(t *testing.T) {
 			t.Fatalf("no comment naming %s and --%s:\n%s", s.env(), s.flag(), out)
 		}
 	}
-	for _, line := range []string{"default_partitions: 7\n", "group_initial_rebalance_delay: 3s\n", "listen: \"\"\n", "data_dir: ./data\n"} {
+	for _, line := range []string{"default_partitions: 7\n", "group_initial_rebalance_delay: 3s\n", "listen: \"\"\n", "data_dir: ./data\n",
+		"node_id: 2\n", "cluster_listen: 127.0.0.1:6224\n", "peers: ['127.0.0.1:6222', '127.0.0.1:6223']\n"} {
 		if !strings.Contains(out, line) {
 			t.Fatalf("no %q in\n%s", line, out)
 		}
@@ -268,5 +270,130 @@ func TestServeMetricsAndJSONLogs(t *testing.T) {
 	}
 	if code := srv.wait(t); code != 0 {
 		t.Fatalf("exit %d after SIGTERM:\n%s", code, srv.stderr)
+	}
+}
+
+// TestConfigCluster: node_id, cluster_listen and peers come from flags, the
+// environment and the file like every setting; peers is a comma-separated
+// string anywhere and a YAML list in the file too.
+func TestConfigCluster(t *testing.T) {
+	parse := func(t *testing.T, args []string, env map[string]string, file string) ServeConfig {
+		t.Helper()
+		if file != "" {
+			args = append([]string{"--config", writeConfigFile(t, file)}, args...)
+		}
+		cmd, err := parseServe(args, fakeEnv(env), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cmd.cfg
+	}
+	t.Run("YAML list", func(t *testing.T) {
+		cfg := parse(t, nil, nil, "node_id: 2\ncluster_listen: 127.0.0.1:6224\npeers:\n  - 127.0.0.1:6222\n  - 127.0.0.1:6223\n")
+		if cfg.NodeID != 2 || cfg.ClusterListen != "127.0.0.1:6224" || !reflect.DeepEqual(cfg.Peers, []string{"127.0.0.1:6222", "127.0.0.1:6223"}) {
+			t.Fatalf("got\n%s", cfg.YAML())
+		}
+	})
+	t.Run("YAML string and flow list", func(t *testing.T) {
+		for _, file := range []string{
+			"cluster_listen: 127.0.0.1:6224\npeers: 127.0.0.1:6222, 127.0.0.1:6223\n",
+			"cluster_listen: 127.0.0.1:6224\npeers: [127.0.0.1:6222, 127.0.0.1:6223]\n",
+		} {
+			cfg := parse(t, nil, nil, file)
+			if !reflect.DeepEqual(cfg.Peers, []string{"127.0.0.1:6222", "127.0.0.1:6223"}) {
+				t.Fatalf("%q: peers %q", file, cfg.Peers)
+			}
+		}
+		if cfg := parse(t, nil, nil, "peers: []\n"); cfg.Peers != nil {
+			t.Fatalf("empty list: %q", cfg.Peers)
+		}
+	})
+	t.Run("precedence", func(t *testing.T) {
+		file := "node_id: 1\ncluster_listen: 127.0.0.1:7777\npeers: [10.0.0.1:1]\n"
+		env := map[string]string{"FLUXO_NODE_ID": "3", "FLUXO_PEERS": "127.0.0.1:6222,127.0.0.1:6223", "FLUXO_CLUSTER_LISTEN": "127.0.0.1:6224"}
+		cfg := parse(t, []string{"--node-id", "4"}, env, file)
+		if cfg.NodeID != 4 || cfg.ClusterListen != "127.0.0.1:6224" || !reflect.DeepEqual(cfg.Peers, []string{"127.0.0.1:6222", "127.0.0.1:6223"}) {
+			t.Fatalf("got\n%s", cfg.YAML())
+		}
+		// An empty flag clears the list the environment set.
+		cfg = parse(t, []string{"--peers", ""}, env, file)
+		if cfg.Peers != nil {
+			t.Fatalf("--peers '': %q", cfg.Peers)
+		}
+	})
+	t.Run("own address skipped", func(t *testing.T) {
+		all := "127.0.0.1:6222,127.0.0.1:6223,127.0.0.1:6224"
+		cfg := parse(t, []string{"--cluster-listen", "127.0.0.1:6223", "--peers", all}, nil, "")
+		if got := cfg.clusterPeers(); !reflect.DeepEqual(got, []string{"127.0.0.1:6222", "127.0.0.1:6224"}) {
+			t.Fatalf("cluster peers %q", got)
+		}
+		if len(cfg.Peers) != 3 {
+			t.Fatalf("the configuration keeps the list as given: %q", cfg.Peers)
+		}
+	})
+	t.Run("single node default", func(t *testing.T) {
+		cfg := parse(t, nil, nil, "")
+		if cfg.NodeID != 0 || cfg.ClusterListen != "" || cfg.Peers != nil {
+			t.Fatalf("got\n%s", cfg.YAML())
+		}
+		// No peers: a cluster of one, remote_listen at its default.
+		cfg = parse(t, []string{"--cluster-listen", "127.0.0.1:6222"}, nil, "")
+		if cfg.RemoteListen != DefaultServeConfig().RemoteListen {
+			t.Fatalf("remote_listen %q", cfg.RemoteListen)
+		}
+	})
+}
+
+// TestConfigClusterValidation: bad cluster settings stop start-up naming the
+// key, the value and its source.
+func TestConfigClusterValidation(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		file string
+		want string
+	}{
+		{"negative node id", []string{"--node-id", "-1"}, nil, "",
+			"config: node_id: -1 is out of range [0, 2147483647] (from flag --node-id)"},
+		{"node id too big", nil, map[string]string{"FLUXO_NODE_ID": "2147483648"}, "",
+			"config: node_id: 2147483648 is out of range [0, 2147483647] (from env FLUXO_NODE_ID)"},
+		{"cluster port 0", []string{"--cluster-listen", "127.0.0.1:0"}, nil, "",
+			`config: cluster_listen: "127.0.0.1:0" is not host:port with a fixed port: port 0 is not allowed`},
+		{"cluster not host:port", nil, nil, "cluster_listen: 6222\n",
+			`config: cluster_listen: "6222" is not host:port with a fixed port`},
+		{"cluster port out of range", []string{"--cluster-listen", "127.0.0.1:70000"}, nil, "",
+			`port "70000" is not a number 1 to 65535 (from flag --cluster-listen)`},
+		{"peer port 0", []string{"--cluster-listen", "127.0.0.1:6222"}, map[string]string{"FLUXO_PEERS": "127.0.0.1:6223,127.0.0.1:0"}, "",
+			`config: peers: "127.0.0.1:6223,127.0.0.1:0" has "127.0.0.1:0", which is not host:port with a fixed port: port 0 is not allowed: other brokers must know the port (from env FLUXO_PEERS)`},
+		{"peer without host", []string{"--cluster-listen", "127.0.0.1:6222", "--peers", ":6223"}, nil, "",
+			`has ":6223", which is not host:port with a fixed port: no host (from flag --peers)`},
+		{"peer not host:port", nil, nil, "cluster_listen: 127.0.0.1:6222\npeers: [node-b]\n",
+			`config: peers: "node-b" has "node-b", which is not host:port`},
+		{"peer twice", []string{"--cluster-listen", "127.0.0.1:6222", "--peers", "127.0.0.1:6223,127.0.0.1:6223"}, nil, "",
+			`config: peers: "127.0.0.1:6223,127.0.0.1:6223" lists "127.0.0.1:6223" twice`},
+		{"peers without cluster_listen", []string{"--peers", "127.0.0.1:6223"}, nil, "",
+			`config: peers: "127.0.0.1:6223" needs cluster_listen too (this broker's own cluster address; --cluster-listen) (from flag --peers)`},
+		{"cluster without remote_listen", []string{"--cluster-listen", "127.0.0.1:6222"}, map[string]string{"FLUXO_REMOTE_LISTEN": ""}, "",
+			`config: remote_listen: "" is empty, but a cluster member (cluster_listen "127.0.0.1:6222") needs it: replicas fetch over it (from env FLUXO_REMOTE_LISTEN)`},
+		{"peers a mapping", nil, nil, "peers: {a: b}\n",
+			"line 1: peers: want a list or a comma-separated string"},
+		{"peers a nested list", nil, nil, "peers: [[a]]\n",
+			"line 1: peers: want a list of host:port values"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := tc.args
+			if tc.file != "" {
+				args = append([]string{"--config", writeConfigFile(t, tc.file)}, args...)
+			}
+			_, err := parseServe(args, fakeEnv(tc.env), io.Discard)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q\nwant it to contain %q", err, tc.want)
+			}
+		})
 	}
 }

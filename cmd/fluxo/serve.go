@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/fluxo-broker/fluxo"
@@ -50,9 +51,13 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	topics, _ := b.Topics(ctx)
-	logger.Info("fluxo broker started", "version", version, "data_dir", cfg.DataDir, "config", cmd.configPath,
+	attrs := []any{"version", version, "data_dir", cfg.DataDir, "config", cmd.configPath,
 		"kafka", b.KafkaAddr(), "remote", b.RemoteAddress(), "metrics", b.MetricsAddr(), "sync", cfg.Sync,
-		"topics", len(topics), "groups", len(b.Node().ListGroups()))
+		"topics", len(topics), "groups", len(b.Node().ListGroups()), "node_id", cfg.NodeID}
+	if cfg.ClusterListen != "" {
+		attrs = append(attrs, "cluster_listen", cfg.ClusterListen, "peers", strings.Join(cfg.clusterPeers(), ","))
+	}
+	logger.Info("fluxo broker started", attrs...)
 	<-ctx.Done()
 	logger.Info("shutting down")
 	if err := b.Close(); err != nil {

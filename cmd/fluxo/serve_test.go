@@ -45,9 +45,10 @@ func TestMain(m *testing.M) {
 
 // serverProc is a `fluxo serve` child process.
 type serverProc struct {
-	cmd    *exec.Cmd
-	stderr *lockedBuffer
-	done   chan error
+	cmd     *exec.Cmd
+	stderr  *lockedBuffer
+	done    chan error
+	started chan struct{} // closed at the start line
 }
 
 type lockedBuffer struct {
@@ -69,15 +70,24 @@ func (l *lockedBuffer) String() string {
 
 func startServe(t *testing.T, args ...string) *serverProc {
 	t.Helper()
+	p := spawnServe(t, nil, args...)
+	p.waitStarted(t)
+	return p
+}
+
+// spawnServe starts `fluxo serve` without waiting for it to start (cluster
+// members wait for each other: start them all, then waitStarted). env is
+// added to this process's environment.
+func spawnServe(t *testing.T, env []string, args ...string) *serverProc {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$", "--", "serve"}, args...)...)
-	cmd.Env = append(os.Environ(), "FLUXO_TEST_MAIN=1")
-	p := &serverProc{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	cmd.Env = append(append(os.Environ(), "FLUXO_TEST_MAIN=1"), env...)
+	p := &serverProc{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan error, 1), started: make(chan struct{})}
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	started := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(pr)
 		once := sync.Once{}
@@ -85,20 +95,25 @@ func startServe(t *testing.T, args ...string) *serverProc {
 			line := sc.Text()
 			fmt.Fprintln(p.stderr, line)
 			if strings.Contains(line, "fluxo broker started") {
-				once.Do(func() { close(started) })
+				once.Do(func() { close(p.started) })
 			}
 		}
 	}()
 	go func() { err := cmd.Wait(); pw.Close(); p.done <- err }()
 	t.Cleanup(func() { p.kill() })
+	return p
+}
+
+// waitStarted waits for the start line (or the process's exit).
+func (p *serverProc) waitStarted(t *testing.T) {
+	t.Helper()
 	select {
-	case <-started:
+	case <-p.started:
 	case err := <-p.done:
 		p.done <- err
 	case <-time.After(60 * time.Second):
 		t.Fatalf("fluxo serve did not start in 60s:\n%s", p.stderr)
 	}
-	return p
 }
 
 func (p *serverProc) kill() {

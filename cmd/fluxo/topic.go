@@ -25,10 +25,12 @@ var topicCommands = []subcommand{
 func (c *cli) topicCreate(args []string) error {
 	fs, cf := c.flagSet("topic create", "NAME... [flags]", `
 Create topics. Without --partitions the broker's default partition count
-applies (fluxo serve --default-partitions). A single fluxo node has one
-replica per partition; --replicas is passed to the broker as given.`)
+applies (fluxo serve --default-partitions). Without --replicas the broker
+picks the replication factor: min(3, live brokers), 1 on a single node;
+more replicas than live brokers fails with INVALID_REPLICATION_FACTOR.`)
 	partitions := fs.Int("partitions", -1, "partitions per topic (-1: the broker default)")
 	replicas := fs.Int("replicas", -1, "replication factor (-1: the broker default)")
+	fs.IntVar(replicas, "replication-factor", -1, "the same as --replicas")
 	var configs multiFlag
 	fs.Var(&configs, "config", "topic config `key=value` (repeatable), e.g. retention.ms=3600000")
 	names, err := c.parseArgs(fs, args)
