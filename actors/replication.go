@@ -79,7 +79,8 @@ func (a *partitionActor) prepareReplication() {
 	a.core.configureReplication(h.self, h.lagTimeMs, a.minISR())
 	a.core.awaitRole()
 	a.core.repl.session = a.incarnation
-	if h.mayHaveLostData {
+	if h.mayHaveLostData && a.core.logEnd() > 0 {
+		// An empty log (a new partition) has nothing it could have lost.
 		a.core.markLostData(a.incarnation)
 	}
 }

@@ -27,17 +27,26 @@ func TestClusterReplicatesAndFailsOver(t *testing.T) {
 	if err != nil || res.Err != nil {
 		t.Fatalf("create: %v %v", err, res.Err)
 	}
-	md, err := adm.Metadata(ctx, "t")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(md.Brokers) != 3 {
-		t.Fatalf("metadata lists %d brokers, want 3", len(md.Brokers))
-	}
-	for _, p := range md.Topics["t"].Partitions {
-		if len(p.Replicas) != 3 || len(p.ISR) != 3 || p.Leader < 0 {
-			t.Fatalf("partition %d: leader %d replicas %v isr %v", p.Partition, p.Leader, p.Replicas, p.ISR)
+	// Metadata is eventually consistent across brokers (as in Kafka): the
+	// broker asked may learn the new leaders a moment after the creator.
+	for {
+		md, err := adm.Metadata(ctx, "t")
+		if err != nil {
+			t.Fatal(err)
 		}
+		ready := len(md.Brokers) == 3
+		for _, p := range md.Topics["t"].Partitions {
+			if len(p.Replicas) != 3 || len(p.ISR) != 3 || p.Leader < 0 {
+				ready = false
+			}
+		}
+		if ready {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("metadata never showed 3 brokers and 3 replicas in sync: %+v", md.Topics["t"])
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	produce := func(from, n int) {
 		for i := from; i < from+n; i++ {
