@@ -309,6 +309,7 @@ func failover(b *testing.B, opts ...kgo.Opt) {
 		kill++
 		before, _ := leadership(c, topic, 0)
 		victim := before.Leader
+		ctrl := c.Broker(int(victim)).Node().ControllerID()
 		for len(acked) > 0 {
 			<-acked
 		}
@@ -338,8 +339,8 @@ func failover(b *testing.B, opts ...kgo.Opt) {
 		c.WaitAlive(3, 30*time.Second)
 		waitISR(b, c, topic, 1, 3, 60*time.Second)
 		synced, _ := leadership(c, topic, 0)
-		b.Logf("kill %2d: leader %d epoch %d isr %v killed; leader %d (served by %d) epoch %d isr %v; elected %v, first ack %v; back in ISR %v after restart: leader %d epoch %d isr %v",
-			kill, before.Leader, before.LeaderEpoch, before.ISR, after.Leader, nl, after.LeaderEpoch, after.ISR,
+		b.Logf("kill %2d: leader %d epoch %d isr %v killed (controller %d); leader %d (served by %d) epoch %d isr %v; elected %v, first ack %v; back in ISR %v after restart: leader %d epoch %d isr %v",
+			kill, before.Leader, before.LeaderEpoch, before.ISR, ctrl, after.Leader, nl, after.LeaderEpoch, after.ISR,
 			elected.Round(time.Millisecond), firstAck.Round(time.Millisecond), time.Since(restart).Round(time.Millisecond),
 			synced.Leader, synced.LeaderEpoch, synced.ISR)
 		b.StartTimer()
