@@ -70,7 +70,7 @@ func Dial(ctx context.Context, addr string, opts ...ClientOption) (*Client, erro
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}))
-	r := remote.NewRemote(system, remote.Configure(host, port))
+	r := remote.NewRemote(system, actors.RemoteConfig(host, port))
 	if err := startRemote(r); err != nil {
 		return nil, fmt.Errorf("fluxo: client listen %s:%d: %w", host, port, err)
 	}

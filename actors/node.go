@@ -170,7 +170,7 @@ func (n *Node) startRemote(addr string) (err error) {
 		port = l.Addr().(*net.TCPAddr).Port
 	}
 	l.Close()
-	n.remote = remote.NewRemote(n.system, remote.Configure(host, port))
+	n.remote = remote.NewRemote(n.system, RemoteConfig(host, port))
 	defer func() {
 		if r := recover(); r != nil {
 			n.remote = nil
