@@ -220,6 +220,9 @@ func (c *partitionCore) enqueue(waitOffset int64, reply *fluxopb.ProduceResponse
 
 // released reports whether a reply waiting for waitOffset may go out now.
 func (c *partitionCore) released(waitOffset int64, all bool) bool {
+	if bugAckBeforeHW {
+		all = false
+	}
 	return waitOffset < c.hw || (!all && waitOffset < c.durableEnd)
 }
 
