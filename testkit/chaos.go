@@ -38,11 +38,12 @@ type ChaosEnv struct {
 	Parts  int32
 }
 
-// Nemeses returns every nemesis testkit has: broker kill and restart,
-// isolation (a zombie that still takes client requests), a paused leader
-// partition actor, and panics in a partition actor, the groups supervisor
-// (every group actor restarts) and the broker actor (every partition of
-// the broker restarts).
+// Nemeses returns every nemesis testkit has: broker kill and restart, a
+// crash that loses unsynced writes (power cut), a slow disk, isolation (a
+// zombie that still takes client requests), a paused leader partition
+// actor, and panics in a partition actor, the groups supervisor (every
+// group actor restarts) and the broker actor (every partition of the
+// broker restarts).
 func Nemeses() []Nemesis {
 	return []Nemesis{
 		{Name: "kill-restart", Broker: true, Inject: func(e *ChaosEnv, rng *rand.Rand) (func(), string) {
@@ -54,6 +55,17 @@ func Nemeses() []Nemesis {
 			i := rng.IntN(e.C.Size())
 			e.C.Isolate(i)
 			return func() { e.C.Heal(i) }, fmt.Sprintf("isolate broker %d", i)
+		}},
+		{Name: "crash-unsynced", Broker: true, Inject: func(e *ChaosEnv, rng *rand.Rand) (func(), string) {
+			i := rng.IntN(e.C.Size())
+			e.C.Crash(i)
+			return func() { e.C.Restart(i) }, fmt.Sprintf("crash broker %d (unsynced writes lost)", i)
+		}},
+		{Name: "slow-disk", Inject: func(e *ChaosEnv, rng *rand.Rand) (func(), string) {
+			i := rng.IntN(e.C.Size())
+			d := time.Duration(5+rng.IntN(46)) * time.Millisecond
+			e.C.SlowDisk(i, d)
+			return func() { e.C.SlowDisk(i, 0) }, fmt.Sprintf("slow disk on broker %d (+%v per sync)", i, d)
 		}},
 		{Name: "pause-leader", Inject: func(e *ChaosEnv, rng *rand.Rand) (func(), string) {
 			p := int32(rng.IntN(int(e.Parts)))
@@ -166,7 +178,7 @@ func RunChaos(tb testing.TB, cfg ChaosConfig) ChaosReport {
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))
 	panics := &PanicInjector{}
-	c := StartCluster(tb, cfg.Brokers, fluxo.WithActorMiddleware(panics.Middleware))
+	c := StartClusterWith(tb, cfg.Brokers, ClusterOptions{CrashableDisks: true}, fluxo.WithActorMiddleware(panics.Middleware))
 	env := &ChaosEnv{C: c, Panics: panics, Topic: "chaos", Parts: cfg.Parts}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Duration+5*time.Minute)
 	defer cancel()

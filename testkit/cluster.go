@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/fluxo-broker/fluxo"
+	"github.com/fluxo-broker/fluxo/actors"
 )
 
 // Cluster is an in-process cluster of brokers on loopback, each with its
@@ -26,6 +29,31 @@ type Cluster struct {
 	remotes []string // protoactor remote addresses (fixed across restarts)
 	kafka   []string // Kafka listen addresses (fixed across restarts)
 	faults  []*brokerFaults
+	disks   []*brokerDisk
+	crashFS bool
+}
+
+// brokerDisk is one broker's storage under fault injection: a SlowFS over
+// the real file system, or over a crashable in-memory one.
+type brokerDisk struct {
+	crash *CrashFS // nil: the real file system
+	slow  *SlowFS
+}
+
+func newBrokerDisk(crashable bool) *brokerDisk {
+	if !crashable {
+		return &brokerDisk{slow: NewSlowFS(vfs.Default)}
+	}
+	c := NewCrashFS()
+	return &brokerDisk{crash: c, slow: NewSlowFS(c.MemFS)}
+}
+
+// ClusterOptions are the fault-injection settings of StartClusterWith.
+type ClusterOptions struct {
+	// CrashableDisks puts each broker's segments and Pebble on a crashable
+	// in-memory file system, so Crash can drop what was not synced (the
+	// coordination store stays on the real disk).
+	CrashableDisks bool
 }
 
 // StartCluster starts n brokers (ids 0..n-1) and waits until every one
@@ -33,7 +61,13 @@ type Cluster struct {
 // is closed when the test ends.
 func StartCluster(tb testing.TB, n int, opts ...fluxo.Option) *Cluster {
 	tb.Helper()
-	c := &Cluster{tb: tb, opts: opts, brokers: make([]*fluxo.Broker, n)}
+	return StartClusterWith(tb, n, ClusterOptions{}, opts...)
+}
+
+// StartClusterWith is StartCluster with fault-injection settings.
+func StartClusterWith(tb testing.TB, n int, co ClusterOptions, opts ...fluxo.Option) *Cluster {
+	tb.Helper()
+	c := &Cluster{tb: tb, opts: opts, brokers: make([]*fluxo.Broker, n), crashFS: co.CrashableDisks}
 	ports := freePorts(tb, 3*n)
 	for i := range n {
 		c.dirs = append(c.dirs, tb.TempDir())
@@ -41,6 +75,7 @@ func StartCluster(tb testing.TB, n int, opts ...fluxo.Option) *Cluster {
 		c.remotes = append(c.remotes, ports[3*i+1])
 		c.kafka = append(c.kafka, ports[3*i+2])
 		c.faults = append(c.faults, newBrokerFaults())
+		c.disks = append(c.disks, newBrokerDisk(co.CrashableDisks))
 	}
 	tb.Cleanup(c.Close)
 	// The NATS servers wait for each other: start them side by side.
@@ -90,7 +125,7 @@ func (c *Cluster) start(i int) error {
 			peers = append(peers, r)
 		}
 	}
-	dir, route, remote, kafka, faults := c.dirs[i], c.routes[i], c.remotes[i], c.kafka[i], c.faults[i]
+	dir, route, remote, kafka, faults, disk := c.dirs[i], c.routes[i], c.remotes[i], c.kafka[i], c.faults[i], c.disks[i]
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -101,7 +136,12 @@ func (c *Cluster) start(i int) error {
 		fluxo.WithRemoteListen(remote),
 		fluxo.WithKafkaListen(kafka, ""),
 		fluxo.WithActorMiddleware(faults.middleware),
+		fluxo.WithFS(disk.slow),
 	}, c.opts...)
+	if disk.crash != nil {
+		// Small segments: an in-memory disk holds every preallocated byte.
+		all = append(all, fluxo.WithNodeConfig(func(cfg *actors.Config) { cfg.SegmentBytes = 4 << 20 }))
+	}
 	b, err := fluxo.Start(ctx, all...)
 	if err != nil {
 		return err
@@ -170,6 +210,32 @@ func (c *Cluster) Stop(i int) {
 	}
 }
 
+// Crash stops broker i as a power cut would: its disk keeps only what was
+// synced (the cluster needs CrashableDisks), and the broker stops abruptly.
+// Restart brings it back on what survived.
+func (c *Cluster) Crash(i int) {
+	c.tb.Helper()
+	c.mu.Lock()
+	d := c.disks[i]
+	c.mu.Unlock()
+	if d.crash == nil {
+		c.tb.Fatalf("testkit: crash broker %d: the cluster has no crashable disks", i)
+	}
+	survived := d.crash.Crash() // before the stop, which syncs everything
+	c.Kill(i)
+	c.mu.Lock()
+	c.disks[i] = &brokerDisk{crash: survived, slow: NewSlowFS(survived.MemFS)}
+	c.mu.Unlock()
+}
+
+// SlowDisk delays every sync of broker i's storage by d (0: full speed).
+func (c *Cluster) SlowDisk(i int, d time.Duration) {
+	c.mu.Lock()
+	disk := c.disks[i]
+	c.mu.Unlock()
+	disk.slow.SetSyncDelay(d)
+}
+
 // Isolate cuts broker i off from the others: it cannot reach the
 // coordination store (no heartbeats sent or heard, no reads, writes or
 // watch deliveries) and its replication traffic is dropped both ways. Kafka
@@ -214,6 +280,7 @@ func (c *Cluster) AddBroker() int {
 	c.remotes = append(c.remotes, ports[1])
 	c.kafka = append(c.kafka, ports[2])
 	c.faults = append(c.faults, newBrokerFaults())
+	c.disks = append(c.disks, newBrokerDisk(c.crashFS))
 	c.brokers = append(c.brokers, nil)
 	c.mu.Unlock()
 	if err := c.start(i); err != nil {
