@@ -95,9 +95,9 @@ func TestExampleUserService(t *testing.T) {
 		}()
 	}
 
-	// Faults. Partition actor ids end with "/<topic>-<partition>": these
-	// suffixes crash the actors of orders-0 and invoices-1 on every replica
-	// (the supervisor restarts them) on their next three messages each.
+	// Faults. Partition actor ids end with "/<topic>-<partition>": the next
+	// three messages to an orders-0 actor (on any replica), and the next three
+	// to an invoices-1 actor, panic; the supervisor restarts the actor.
 	time.Sleep(2 * time.Second)
 	inj.Arm("/orders-0", 3, nil)
 	inj.Arm("/invoices-1", 3, nil)
