@@ -1,6 +1,6 @@
 // Package history records the operations of Kafka clients against a broker,
 // Jepsen style, and checks the recorded history for the failures listed in
-// docs/testing.md: lost, inconsistent-offsets, duplicate, aborted-read,
+// docs/testing.md (in this repository): lost, inconsistent-offsets, duplicate, aborted-read,
 // nonmonotonic-send, poll-skip, nonmonotonic-poll, double-assignment and
 // lost-commit.
 //
