@@ -19,7 +19,7 @@ import (
 	"github.com/fluxo-broker/fluxo/testkit/history"
 )
 
-// TestExampleUserService is how a user tests their own service against Fluxo
+// TestClusterUserServiceExample is how a user tests their own service against Fluxo
 // under faults. The service here is a tiny billing job: it consumes "orders"
 // in the consumer group "billing", writes one invoice per order to
 // "invoices" with an idempotent acks=all producer, and commits an order's
@@ -37,7 +37,7 @@ import (
 // Every send is recorded: Invoke before producing, then Ok with the
 // acknowledged offset, Fail if the broker refused it before appending, or
 // Info if the outcome is unknown (it may or may not have been written).
-func TestExampleUserService(t *testing.T) {
+func TestClusterUserServiceExample(t *testing.T) {
 	const parts = 2
 	inj := &testkit.PanicInjector{}
 	c := testkit.StartCluster(t, 3, fluxo.WithActorMiddleware(inj.Middleware))
