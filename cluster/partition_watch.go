@@ -30,59 +30,21 @@ type PartitionEvent struct {
 // stream leader: a watcher acts on them only as far as their epochs allow
 // (a partition actor refuses an epoch older than its own).
 func (s *Store) WatchPartitions(ctx context.Context) (<-chan PartitionEvent, error) {
-	const op = "watch partitions"
-	if s.down() {
-		return nil, opError(op, errStoreClose)
-	}
-	w, err := s.kv.Watch(ctx, partitionKeyPrefix+">")
-	if err != nil {
-		return nil, opError(op, err)
-	}
-	out := make(chan PartitionEvent, 256)
-	go func() {
-		defer close(out)
-		defer w.Stop()
-		for {
-			var e jetstream.KeyValueEntry
-			var ok bool
-			select {
-			case <-ctx.Done():
-				return
-			case <-s.done:
-				return
-			case e, ok = <-w.Updates():
-				if !ok {
-					return
-				}
-			}
-			if s.isolated.Load() {
-				continue
-			}
-			if e == nil {
-				continue // end of the initial values
-			}
-			topic, p, err := parsePartitionKey(e.Key())
-			if err != nil {
-				continue
-			}
-			ev := PartitionEvent{Topic: topic, Partition: p, Revision: e.Revision()}
-			if e.Operation() == jetstream.KeyValuePut {
-				st := new(fluxopb.PartitionState)
-				if proto.Unmarshal(e.Value(), st) != nil {
-					continue
-				}
-				ev.State = st
-			}
-			select {
-			case out <- ev:
-			case <-ctx.Done():
-				return
-			case <-s.done:
-				return
-			}
+	return watchKV(ctx, s, "watch partitions", partitionKeyPrefix+">", 256, func(e jetstream.KeyValueEntry, _ bool) (PartitionEvent, bool) {
+		topic, p, err := parsePartitionKey(e.Key())
+		if err != nil {
+			return PartitionEvent{}, false
 		}
-	}()
-	return out, nil
+		ev := PartitionEvent{Topic: topic, Partition: p, Revision: e.Revision()}
+		if e.Operation() == jetstream.KeyValuePut {
+			st := new(fluxopb.PartitionState)
+			if proto.Unmarshal(e.Value(), st) != nil {
+				return PartitionEvent{}, false
+			}
+			ev.State = st
+		}
+		return ev, true
+	})
 }
 
 // AlterISR records the in-sync set a partition leader decided (Kafka's
@@ -94,7 +56,13 @@ func (s *Store) AlterISR(ctx context.Context, topic string, p, leader, epoch int
 	const op = "alter isr"
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	for attempt := 1; ; attempt++ {
+	var lastErr error
+	for attempt := range maxCASAttempts {
+		if attempt > 0 {
+			if err := casBackoff(ctx, attempt); err != nil {
+				return nil, opError(op, err)
+			}
+		}
 		st, rev, err := s.GetPartition(ctx, topic, p)
 		if err != nil {
 			return nil, err
@@ -117,16 +85,12 @@ func (s *Store) AlterISR(ctx context.Context, topic string, p, leader, epoch int
 		if err == nil {
 			return next, nil
 		}
-		if !errors.Is(err, ErrConflict) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		if !errors.Is(err, ErrConflict) {
 			return nil, opError(op, err)
 		}
-		if attempt >= 20 {
-			return nil, opError(op, err)
-		}
-		if err := casBackoff(ctx, attempt); err != nil {
-			return nil, opError(op, fmt.Errorf("%w: %w", ErrConflict, err))
-		}
+		lastErr = err
 	}
+	return nil, opError(op, lastErr)
 }
 
 // DeletePartitionStates deletes every partition state of topic (after the

@@ -361,3 +361,57 @@ func (s *Store) down() bool { return s.closed.Load() || s.isolated.Load() }
 // embedded server itself stays in its cluster: this isolates the broker,
 // not its NATS server.
 func (s *Store) SetIsolated(on bool) { s.isolated.Store(on) }
+
+// watchKV watches the keys matching pattern and delivers what conv makes of
+// each entry (ok false: skip it) until ctx is done or the store closes; then
+// the channel is closed. initial is true for the entries that existed when
+// the watch started. While the store is isolated (SetIsolated) entries are
+// dropped: watchers resynchronise afterwards.
+func watchKV[T any](ctx context.Context, s *Store, op, pattern string, buffer int, conv func(e jetstream.KeyValueEntry, initial bool) (T, bool)) (<-chan T, error) {
+	if s.down() {
+		return nil, opError(op, errStoreClose)
+	}
+	w, err := s.kv.Watch(ctx, pattern)
+	if err != nil {
+		return nil, opError(op, err)
+	}
+	out := make(chan T, buffer)
+	go func() {
+		defer close(out)
+		defer w.Stop()
+		initial := true
+		for {
+			var e jetstream.KeyValueEntry
+			var ok bool
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.done:
+				return
+			case e, ok = <-w.Updates():
+				if !ok {
+					return
+				}
+			}
+			if s.isolated.Load() {
+				continue
+			}
+			if e == nil { // end of the initial values
+				initial = false
+				continue
+			}
+			v, ok := conv(e, initial)
+			if !ok {
+				continue
+			}
+			select {
+			case out <- v:
+			case <-ctx.Done():
+				return
+			case <-s.done:
+				return
+			}
+		}
+	}()
+	return out, nil
+}

@@ -262,58 +262,18 @@ type TopicEvent struct {
 // per change, until ctx is done or the store is closed; then the channel is
 // closed.
 func (s *Store) WatchTopics(ctx context.Context) (<-chan TopicEvent, error) {
-	const op = "watch topics"
-	if s.down() {
-		return nil, opError(op, errStoreClose)
-	}
-	w, err := s.kv.Watch(ctx, topicKeyPrefix+">")
-	if err != nil {
-		return nil, opError(op, err)
-	}
-	out := make(chan TopicEvent, 64)
-	go func() {
-		defer close(out)
-		defer w.Stop()
-		initial := true
-		for {
-			var e jetstream.KeyValueEntry
-			var ok bool
-			select {
-			case <-ctx.Done():
-				return
-			case <-s.done:
-				return
-			case e, ok = <-w.Updates():
-				if !ok {
-					return
-				}
-			}
-			if s.isolated.Load() {
-				continue
-			}
-			if e == nil {
-				initial = false
-				continue
-			}
-			name, err := topicNameFromKey(e.Key())
-			if err != nil {
-				continue
-			}
-			ev := TopicEvent{Op: TopicPut, Name: name, Revision: e.Revision()}
-			if e.Operation() != jetstream.KeyValuePut {
-				if initial {
-					continue // a topic deleted before the watch started
-				}
-				ev.Op = TopicDelete
-			}
-			select {
-			case out <- ev:
-			case <-ctx.Done():
-				return
-			case <-s.done:
-				return
-			}
+	return watchKV(ctx, s, "watch topics", topicKeyPrefix+">", 64, func(e jetstream.KeyValueEntry, initial bool) (TopicEvent, bool) {
+		name, err := topicNameFromKey(e.Key())
+		if err != nil {
+			return TopicEvent{}, false
 		}
-	}()
-	return out, nil
+		ev := TopicEvent{Op: TopicPut, Name: name, Revision: e.Revision()}
+		if e.Operation() != jetstream.KeyValuePut {
+			if initial {
+				return TopicEvent{}, false // a topic deleted before the watch started
+			}
+			ev.Op = TopicDelete
+		}
+		return ev, true
+	})
 }
