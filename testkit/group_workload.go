@@ -97,17 +97,7 @@ func (g *GroupWorkload) member(ctx context.Context, proc int) {
 		mu.Lock()
 		epoch := gen
 		mu.Unlock()
-		fs.EachPartition(func(p kgo.FetchTopicPartition) {
-			if len(p.Records) == 0 {
-				return
-			}
-			recs := make([]history.Record, len(p.Records))
-			for i, r := range p.Records {
-				recs[i] = history.Record{Offset: r.Offset, Value: string(r.Value)}
-			}
-			id := g.H.Invoke(proc, history.Op{Kind: history.Poll, Topic: p.Topic, Partition: p.Partition, Epoch: int64(epoch)})
-			g.H.Ok(id, history.Result{Records: recs})
-		})
+		recordPolls(g.H, proc, fs, int64(epoch))
 		offsets := cl.UncommittedOffsets()
 		if len(offsets) == 0 {
 			continue

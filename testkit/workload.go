@@ -128,17 +128,7 @@ func (w *Workload) consume(ctx context.Context, proc int, cl *kgo.Client) {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		fs := cl.PollFetches(pctx)
 		cancel()
-		fs.EachPartition(func(p kgo.FetchTopicPartition) {
-			if len(p.Records) == 0 {
-				return
-			}
-			recs := make([]history.Record, len(p.Records))
-			for i, r := range p.Records {
-				recs[i] = history.Record{Offset: r.Offset, Value: string(r.Value)}
-			}
-			id := w.H.Invoke(proc, history.Op{Kind: history.Poll, Topic: p.Topic, Partition: p.Partition})
-			w.H.Ok(id, history.Result{Records: recs})
-		})
+		recordPolls(w.H, proc, fs, 0)
 	}
 }
 
@@ -201,4 +191,20 @@ func (w *Workload) Drain(ctx context.Context) error {
 		w.H.Drain(w.Topic, p, got[p])
 	}
 	return nil
+}
+
+// recordPolls records each partition's records of one poll as a Poll by
+// proc under the assignment epoch.
+func recordPolls(h *history.History, proc int, fs kgo.Fetches, epoch int64) {
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		if len(p.Records) == 0 {
+			return
+		}
+		recs := make([]history.Record, len(p.Records))
+		for i, r := range p.Records {
+			recs[i] = history.Record{Offset: r.Offset, Value: string(r.Value)}
+		}
+		id := h.Invoke(proc, history.Op{Kind: history.Poll, Topic: p.Topic, Partition: p.Partition, Epoch: epoch})
+		h.Ok(id, history.Result{Records: recs})
+	})
 }
