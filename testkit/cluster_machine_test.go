@@ -50,6 +50,12 @@ const machineParts = 2
 
 func (m *clusterMachine) Produce(t *rapid.T) {
 	p := rapid.Int32Range(0, machineParts-1).Draw(t, "partition")
+	if m.paused && p == 0 {
+		// An idempotent send already handed to the paused leader cannot be
+		// cancelled (franz-go keeps retrying it): it would block this step,
+		// and so the Heal that ends the pause, for good.
+		t.Skip("partition 0's leader is paused")
+	}
 	v := fmt.Sprintf("v%d", m.next)
 	m.next++
 	ctx, cancel := context.WithTimeout(m.ctx, 15*time.Second)
