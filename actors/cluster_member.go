@@ -42,6 +42,10 @@ type clusterMember struct {
 	brokers      map[int32]cluster.BrokerInfo
 	pids         map[int32]*actor.PID
 	controllerID int32
+	// withheld: the leader epoch of each partition this node led before it
+	// joined; leadership in it or an older epoch is not applied
+	// (cluster_reclaim.go).
+	withheld map[persistence.PartitionID]int32
 }
 
 func newClusterMember(n *Node) *clusterMember {
@@ -53,6 +57,7 @@ func newClusterMember(n *Node) *clusterMember {
 		brokers:      map[int32]cluster.BrokerInfo{},
 		pids:         map[int32]*actor.PID{},
 		controllerID: -1,
+		withheld:     map[persistence.PartitionID]int32{},
 	}
 }
 
@@ -76,7 +81,8 @@ func (m *clusterMember) hooks() *replicaHooks {
 func (m *clusterMember) partitionState(topic string, p int32) *fluxopb.PartitionState {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return m.parts[persistence.PartitionID{Topic: topic, Partition: p}]
+	id := persistence.PartitionID{Topic: topic, Partition: p}
+	return m.roleView(id, m.parts[id])
 }
 
 func (m *clusterMember) brokerPID(id int32) *actor.PID {
@@ -118,6 +124,13 @@ func (n *Node) JoinCluster(ctx context.Context, kafkaHost string, kafkaPort int3
 	if err := m.refreshBrokers(ctx); err != nil {
 		n.logger.Warn("cluster: list brokers", "err", err)
 	}
+	old, err := m.withholdOldLeaderships(ctx)
+	if err != nil {
+		m.ctrl.Stop()
+		m.hb.Stop()
+		live.Close()
+		return fmt.Errorf("join cluster: %w", err)
+	}
 	wctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 	parts, err := m.store.WatchPartitions(wctx)
@@ -137,7 +150,8 @@ func (n *Node) JoinCluster(ctx context.Context, kafkaHost string, kafkaPort int3
 		return fmt.Errorf("join cluster: %w", err)
 	}
 	m.joined = true
-	m.wg.Add(5)
+	m.wg.Add(6)
+	go m.reclaimLeaderships(wctx, old)
 	go m.followPartitions(parts)
 	go m.followTopics(wctx, topics)
 	go m.refreshLoop(wctx)
@@ -232,6 +246,7 @@ func (m *clusterMember) apply(ev cluster.PartitionEvent) {
 	} else {
 		m.parts[id] = ev.State
 	}
+	view := m.roleView(id, ev.State)
 	m.mu.Unlock()
 	if ev.State == nil {
 		return
@@ -244,7 +259,7 @@ func (m *clusterMember) apply(ev cluster.PartitionEvent) {
 		return
 	}
 	if h := m.n.registry.get(id); h != nil {
-		m.n.system.Root.Send(h.pid, &roleMsg{st: ev.State})
+		m.n.system.Root.Send(h.pid, &roleMsg{st: view})
 		return
 	}
 	m.spawn(id)

@@ -53,7 +53,32 @@ func (s *Store) WatchPartitions(ctx context.Context) (<-chan PartitionEvent, err
 // leader's change is refused with ErrStaleLeader. The leader stays in the
 // set. Returns the state written.
 func (s *Store) AlterISR(ctx context.Context, topic string, p, leader, epoch int32, isr []int32) (*fluxopb.PartitionState, error) {
-	const op = "alter isr"
+	return s.alterLeaderState(ctx, "alter isr", topic, p, leader, epoch, func(next *fluxopb.PartitionState) {
+		next.Isr = slices.Clone(isr)
+		if !slices.Contains(next.Isr, leader) {
+			next.Isr = append(next.Isr, leader)
+		}
+		slices.Sort(next.Isr)
+	})
+}
+
+// BumpLeaderEpoch moves a leadership to the next epoch, same leader and
+// in-sync set, by compare-and-set while leader still leads in epoch
+// (ErrStaleLeader otherwise). A broker that restarts calls it for the
+// leaderships it held before: the crash may have lost writes it had not
+// synced but its followers had fetched, and only a new epoch makes them
+// find the divergence and truncate. Returns the state written.
+func (s *Store) BumpLeaderEpoch(ctx context.Context, topic string, p, leader, epoch int32) (*fluxopb.PartitionState, error) {
+	return s.alterLeaderState(ctx, "bump leader epoch", topic, p, leader, epoch, func(next *fluxopb.PartitionState) {
+		next.LeaderEpoch = epoch + 1
+	})
+}
+
+// alterLeaderState is a leader's own change of its partition's state: read
+// from the stream leader, refused unless leader leads in epoch, changed by
+// mutate and written by compare-and-set on the revision read (retried on
+// a conflict).
+func (s *Store) alterLeaderState(ctx context.Context, op, topic string, p, leader, epoch int32, mutate func(*fluxopb.PartitionState)) (*fluxopb.PartitionState, error) {
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
 	var lastErr error
@@ -72,11 +97,7 @@ func (s *Store) AlterISR(ctx context.Context, topic string, p, leader, epoch int
 				ErrStaleLeader, topic, p, st.GetLeader(), st.GetLeaderEpoch(), leader, epoch))
 		}
 		next := proto.Clone(st).(*fluxopb.PartitionState)
-		next.Isr = slices.Clone(isr)
-		if !slices.Contains(next.Isr, leader) {
-			next.Isr = append(next.Isr, leader)
-		}
-		slices.Sort(next.Isr)
+		mutate(next)
 		v, err := marshalOpts.Marshal(next)
 		if err != nil {
 			return nil, opError(op, err)

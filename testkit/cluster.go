@@ -2,8 +2,12 @@ package testkit
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -98,23 +102,68 @@ func StartClusterWith(tb testing.TB, n int, co ClusterOptions, opts ...fluxo.Opt
 	return c
 }
 
-// freePorts reserves n loopback ports (NATS routes need fixed ones).
+// freePorts reserves n loopback ports for listeners that must keep a fixed
+// address across restarts (NATS routes, remotes, Kafka ports). They are
+// taken below the kernel's ephemeral range: a port from listen(":0") is in
+// that range, so a broker's outgoing connection could take it as its local
+// port while the listener is down (a restart) or not yet bound, and the
+// broker would fail with "address already in use".
 func freePorts(tb testing.TB, n int) []string {
 	tb.Helper()
-	var ls []net.Listener
-	var out []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	out := make([]string, 0, n)
+	for len(out) < n {
+		p, err := reservePort()
 		if err != nil {
 			tb.Fatalf("testkit: reserve port: %v", err)
 		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().String())
-	}
-	for _, l := range ls {
-		l.Close()
+		out = append(out, p)
 	}
 	return out
+}
+
+var (
+	portMu    sync.Mutex
+	portsUsed = map[int]bool{} // handed out in this process, never again
+)
+
+// reservePort returns a loopback port outside the ephemeral range that
+// binds now and was not handed out before in this process.
+func reservePort() (string, error) {
+	lo, hi := fixedPortRange()
+	portMu.Lock()
+	defer portMu.Unlock()
+	for range 1000 {
+		p := lo + rand.IntN(hi-lo)
+		if portsUsed[p] {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portsUsed[p] = true
+		return addr, nil
+	}
+	return "", errors.New("no free loopback port below the ephemeral range")
+}
+
+// fixedPortRange is [10000, start of the ephemeral range), or a range
+// below the usual defaults where the kernel's setting cannot be read.
+func fixedPortRange() (lo, hi int) {
+	lo, hi = 10000, 32768
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return lo, hi
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 2 {
+		if start, err := strconv.Atoi(f[0]); err == nil && start > lo+1000 {
+			hi = start
+		}
+	}
+	return lo, hi
 }
 
 func (c *Cluster) start(i int) error {
