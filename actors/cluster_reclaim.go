@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -31,11 +32,21 @@ const reclaimRetry = 500 * time.Millisecond
 
 // withholdOldLeaderships records the leaderships the store gives this node
 // as it joins (before its own heartbeats can have earned it a new one) and
-// returns them.
+// returns them. The store may be electing its own leaders (5-7 s when the
+// broker that died led them): the listing is retried until ctx ends.
 func (m *clusterMember) withholdOldLeaderships(ctx context.Context) ([]cluster.PartitionRef, error) {
-	refs, err := m.store.ListPartitions(ctx, "")
-	if err != nil {
-		return nil, err
+	var refs []cluster.PartitionRef
+	for {
+		var err error
+		if refs, err = m.store.ListPartitions(ctx, ""); err == nil {
+			break
+		}
+		m.n.logger.Debug("cluster: list partition states", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("list partition states: %w", err)
+		case <-time.After(reclaimRetry):
+		}
 	}
 	var old []cluster.PartitionRef
 	m.mu.Lock()
