@@ -96,7 +96,7 @@ func Produce(ctx context.Context, cfg Config) (Result, error) {
 		defer clients[i].Close()
 	}
 	vals := newValues(cfg.RecordBytes)
-	lat := &latencies{ns: make([]int64, 0, cfg.Records)}
+	lat := newLatencies(cfg.Records)
 	var acked, failed atomic.Int64
 	var firstErr atomic.Value
 	stop := cfg.report("produce", &acked)
@@ -140,7 +140,9 @@ func Produce(ctx context.Context, cfg Config) (Result, error) {
 }
 
 // Consume reads cfg.Records records from the start of every partition of
-// cfg.Topic (a catch-up read: they must have been written before).
+// cfg.Topic (a catch-up read: they must have been written before). It
+// counts exactly cfg.Records records, and its RecordBytes is their mean
+// value size, whatever cfg.RecordBytes says.
 func Consume(ctx context.Context, cfg Config) (Result, error) {
 	if err := cfg.defaults(); err != nil {
 		return Result{}, err
@@ -166,12 +168,18 @@ func Consume(ctx context.Context, cfg Config) (Result, error) {
 			stop()
 			return Result{}, ferr
 		}
-		fs.EachRecord(func(r *kgo.Record) { bytes.Add(int64(len(r.Value))) })
-		got.Add(int64(fs.NumRecords()))
+		// Count exactly cfg.Records: a fetch may run past them.
+		fs.EachRecord(func(r *kgo.Record) {
+			if got.Load() < cfg.Records {
+				bytes.Add(int64(len(r.Value)))
+				got.Add(1)
+			}
+		})
 	}
 	elapsed := time.Since(start)
 	stop()
-	return Result{Workload: "consume", Records: got.Load(), RecordBytes: cfg.RecordBytes, Bytes: bytes.Load(), Elapsed: elapsed}, nil
+	n := got.Load()
+	return Result{Workload: "consume", Records: n, RecordBytes: int(bytes.Load() / n), Bytes: bytes.Load(), Elapsed: elapsed}, nil
 }
 
 // E2E produces cfg.Records records at cfg.Rate while a consumer reads them
@@ -203,7 +211,7 @@ func E2E(ctx context.Context, cfg Config) (Result, error) {
 	}
 	defer cons.Close()
 
-	lat := &latencies{ns: make([]int64, 0, cfg.Records)}
+	lat := newLatencies(cfg.Records)
 	var got atomic.Int64
 	consumed := make(chan error, 1)
 	go func() {

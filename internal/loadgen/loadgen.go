@@ -97,6 +97,13 @@ type latencies struct {
 	ns []int64
 }
 
+// newLatencies makes room for n samples, up to a million at first: a
+// larger run grows the slice as it goes rather than asking for all its
+// memory before it starts.
+func newLatencies(n int64) *latencies {
+	return &latencies{ns: make([]int64, 0, min(n, 1<<20))}
+}
+
 func (l *latencies) add(d time.Duration) {
 	l.mu.Lock()
 	l.ns = append(l.ns, int64(d))

@@ -42,6 +42,18 @@ func TestWorkloadsAgainstABroker(t *testing.T) {
 	}
 	t.Log(res)
 
+	// Fewer records than the topic holds: exactly that many are counted
+	// (a fetch runs past them), and the record size is what was read.
+	sub := cfg
+	sub.Records, sub.RecordBytes, sub.Progress = 1000, 7, nil
+	res, err = loadgen.Consume(ctx, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Records != 1000 || res.Bytes != 100_000 || res.RecordBytes != 100 {
+		t.Fatalf("consume 1000 of 3000: %+v", res)
+	}
+
 	cfg.Records, cfg.Rate = 500, 1000
 	res, err = loadgen.E2E(ctx, cfg)
 	if err != nil {
