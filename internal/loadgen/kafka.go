@@ -99,7 +99,7 @@ func Produce(ctx context.Context, cfg Config) (Result, error) {
 	lat := newLatencies(cfg.Records)
 	var acked, failed atomic.Int64
 	var firstErr atomic.Value
-	stop := cfg.report("produce", &acked)
+	stop := cfg.report("produce", &acked, nil)
 	start := time.Now()
 	p := pacer{start: start, rate: cfg.Rate}
 	var wg sync.WaitGroup
@@ -154,7 +154,7 @@ func Consume(ctx context.Context, cfg Config) (Result, error) {
 	}
 	defer cl.Close()
 	var got, bytes atomic.Int64
-	stop := cfg.report("consume", &got)
+	stop := cfg.report("consume", &got, &bytes)
 	start := time.Now()
 	for got.Load() < cfg.Records {
 		fs := cl.PollFetches(ctx)
@@ -244,7 +244,7 @@ func E2E(ctx context.Context, cfg Config) (Result, error) {
 	}
 	defer prod.Close()
 	vals := newValues(cfg.RecordBytes)
-	stop := cfg.report("e2e", &got)
+	stop := cfg.report("e2e", &got, nil)
 	start := time.Now()
 	p := pacer{start: start, rate: cfg.Rate}
 	var failed atomic.Int64
@@ -298,12 +298,22 @@ func endOffsets(ctx context.Context, cfg Config) (map[string]map[int32]kgo.Offse
 }
 
 // report calls cfg.Progress every second until the returned stop, which
-// reports once more.
-func (c *Config) report(workload string, done *atomic.Int64) (stop func()) {
+// reports once more. bytes counts the value bytes done; nil means done
+// records of cfg.RecordBytes.
+func (c *Config) report(workload string, done, bytes *atomic.Int64) (stop func()) {
 	if c.Progress == nil {
 		return func() {}
 	}
 	start := time.Now()
+	progress := func() Progress {
+		p := Progress{Workload: workload, Done: done.Load(), Total: c.Records, Elapsed: time.Since(start)}
+		if bytes != nil {
+			p.Bytes = bytes.Load()
+		} else {
+			p.Bytes = p.Done * int64(c.RecordBytes)
+		}
+		return p
+	}
 	quit, finished := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(finished)
@@ -314,13 +324,13 @@ func (c *Config) report(workload string, done *atomic.Int64) (stop func()) {
 			case <-quit:
 				return
 			case <-t.C:
-				c.Progress(Progress{Workload: workload, Done: done.Load(), Total: c.Records, Elapsed: time.Since(start)})
+				c.Progress(progress())
 			}
 		}
 	}()
 	return func() {
 		close(quit)
 		<-finished
-		c.Progress(Progress{Workload: workload, Done: done.Load(), Total: c.Records, Elapsed: time.Since(start)})
+		c.Progress(progress())
 	}
 }

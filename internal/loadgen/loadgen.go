@@ -44,6 +44,7 @@ type Progress struct {
 	Workload string
 	Done     int64 // records acknowledged (produce) or read (consume, e2e)
 	Total    int64
+	Bytes    int64 // record value bytes of the Done records
 	Elapsed  time.Duration
 }
 

@@ -28,7 +28,7 @@ func TestWorkloadsAgainstABroker(t *testing.T) {
 	if res.Records != 3000 || res.Bytes != 300_000 || res.Latency.Count != 3000 || res.Latency.P50 <= 0 || res.Latency.Max < res.Latency.P99 {
 		t.Fatalf("produce: %+v", res)
 	}
-	if n := len(progress); n == 0 || progress[n-1].Done != 3000 || progress[n-1].Workload != "produce" {
+	if n := len(progress); n == 0 || progress[n-1].Done != 3000 || progress[n-1].Bytes != 300_000 || progress[n-1].Workload != "produce" {
 		t.Fatalf("progress %+v: the last report must count every acknowledged record", progress)
 	}
 	t.Log(res)
@@ -39,6 +39,9 @@ func TestWorkloadsAgainstABroker(t *testing.T) {
 	}
 	if res.Records != 3000 || res.Bytes != 300_000 || res.Latency.Count != 0 {
 		t.Fatalf("consume: %+v", res)
+	}
+	if p := progress[len(progress)-1]; p.Workload != "consume" || p.Done != 3000 || p.Bytes != 300_000 {
+		t.Fatalf("consume's last progress %+v: want every record and byte read", p)
 	}
 	t.Log(res)
 
