@@ -1,9 +1,9 @@
 package main
 
 // Shared plumbing of the client subcommands (topic, produce, consume, group,
-// cluster): the flags every one of them takes, argument parsing that allows
-// flags after positional arguments, the connection, error messages a user
-// can act on, and table or JSON output.
+// cluster, bench): the flags every one of them takes, argument parsing that
+// allows flags after positional arguments, the connection, error messages a
+// user can act on, and table or JSON output.
 //
 // Exit codes: 0 success, 1 the operation failed (unreachable broker, unknown
 // topic, refused request), 2 the command line is wrong (bad flag, missing
@@ -52,7 +52,7 @@ func usagef(fs *flag.FlagSet, format string, args ...any) error {
 var errHelp = errors.New("help printed")
 
 // clientCommand runs a client subcommand; args[0] is the family (topic,
-// produce, consume, group, cluster).
+// produce, consume, group, cluster, bench).
 func clientCommand(args []string, in io.Reader, stdout, stderr io.Writer) int {
 	c := &cli{in: in, out: stdout, err: stderr}
 	var err error
@@ -67,6 +67,8 @@ func clientCommand(args []string, in io.Reader, stdout, stderr io.Writer) int {
 		err = c.produce(args[1:])
 	case "consume":
 		err = c.consume(args[1:])
+	case "bench":
+		err = c.bench(args[1:])
 	}
 	return c.exit(err)
 }

@@ -1,6 +1,6 @@
 // Command fluxo runs a Fluxo broker (`fluxo serve`) and the client
-// subcommands (topic, produce, consume, group, cluster), which speak the
-// Kafka protocol.
+// subcommands (topic, produce, consume, group, cluster, bench), which speak
+// the Kafka protocol.
 package main
 
 import (
@@ -31,10 +31,13 @@ Kafka too):
   fluxo consume TOPIC     print records; -n N, --group G, --offset, --format
   fluxo group list|describe|delete|seek
   fluxo cluster info      brokers, controller, partitions and replicas
+  fluxo bench produce|consume|e2e
+                          measure throughput and latency (fluxo bench -h)
 
 Every client command takes --brokers host:port[,...] (default 127.0.0.1:9092,
-or $FLUXO_BROKERS) and --timeout; list, describe and info take --format json.
-Run 'fluxo COMMAND -h' for details. Exit codes: 0 ok, 1 failed, 2 bad usage.
+or $FLUXO_BROKERS) and --timeout; list, describe, info and bench take
+--format json. Run 'fluxo COMMAND -h' for details. Exit codes: 0 ok,
+1 failed, 2 bad usage.
 `
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -48,7 +51,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stdout, stderr)
-	case "topic", "produce", "consume", "group", "cluster":
+	case "topic", "produce", "consume", "group", "cluster", "bench":
 		return clientCommand(args, os.Stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "fluxo", version)

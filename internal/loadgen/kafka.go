@@ -96,10 +96,10 @@ func Produce(ctx context.Context, cfg Config) (Result, error) {
 		defer clients[i].Close()
 	}
 	vals := newValues(cfg.RecordBytes)
-	lat := &latencies{ns: make([]int64, 0, cfg.Records)}
+	lat := newLatencies(cfg.Records)
 	var acked, failed atomic.Int64
 	var firstErr atomic.Value
-	stop := cfg.report("produce", &acked)
+	stop := cfg.report("produce", &acked, nil)
 	start := time.Now()
 	p := pacer{start: start, rate: cfg.Rate}
 	var wg sync.WaitGroup
@@ -140,7 +140,9 @@ func Produce(ctx context.Context, cfg Config) (Result, error) {
 }
 
 // Consume reads cfg.Records records from the start of every partition of
-// cfg.Topic (a catch-up read: they must have been written before).
+// cfg.Topic (a catch-up read: they must have been written before). It
+// counts exactly cfg.Records records, and its RecordBytes is their mean
+// value size, whatever cfg.RecordBytes says.
 func Consume(ctx context.Context, cfg Config) (Result, error) {
 	if err := cfg.defaults(); err != nil {
 		return Result{}, err
@@ -152,7 +154,7 @@ func Consume(ctx context.Context, cfg Config) (Result, error) {
 	}
 	defer cl.Close()
 	var got, bytes atomic.Int64
-	stop := cfg.report("consume", &got)
+	stop := cfg.report("consume", &got, &bytes)
 	start := time.Now()
 	for got.Load() < cfg.Records {
 		fs := cl.PollFetches(ctx)
@@ -166,12 +168,18 @@ func Consume(ctx context.Context, cfg Config) (Result, error) {
 			stop()
 			return Result{}, ferr
 		}
-		fs.EachRecord(func(r *kgo.Record) { bytes.Add(int64(len(r.Value))) })
-		got.Add(int64(fs.NumRecords()))
+		// Count exactly cfg.Records: a fetch may run past them.
+		fs.EachRecord(func(r *kgo.Record) {
+			if got.Load() < cfg.Records {
+				bytes.Add(int64(len(r.Value)))
+				got.Add(1)
+			}
+		})
 	}
 	elapsed := time.Since(start)
 	stop()
-	return Result{Workload: "consume", Records: got.Load(), RecordBytes: cfg.RecordBytes, Bytes: bytes.Load(), Elapsed: elapsed}, nil
+	n := got.Load()
+	return Result{Workload: "consume", Records: n, RecordBytes: int(bytes.Load() / n), Bytes: bytes.Load(), Elapsed: elapsed}, nil
 }
 
 // E2E produces cfg.Records records at cfg.Rate while a consumer reads them
@@ -203,7 +211,7 @@ func E2E(ctx context.Context, cfg Config) (Result, error) {
 	}
 	defer cons.Close()
 
-	lat := &latencies{ns: make([]int64, 0, cfg.Records)}
+	lat := newLatencies(cfg.Records)
 	var got atomic.Int64
 	consumed := make(chan error, 1)
 	go func() {
@@ -236,7 +244,7 @@ func E2E(ctx context.Context, cfg Config) (Result, error) {
 	}
 	defer prod.Close()
 	vals := newValues(cfg.RecordBytes)
-	stop := cfg.report("e2e", &got)
+	stop := cfg.report("e2e", &got, nil)
 	start := time.Now()
 	p := pacer{start: start, rate: cfg.Rate}
 	var failed atomic.Int64
@@ -290,12 +298,22 @@ func endOffsets(ctx context.Context, cfg Config) (map[string]map[int32]kgo.Offse
 }
 
 // report calls cfg.Progress every second until the returned stop, which
-// reports once more.
-func (c *Config) report(workload string, done *atomic.Int64) (stop func()) {
+// reports once more. bytes counts the value bytes done; nil means done
+// records of cfg.RecordBytes.
+func (c *Config) report(workload string, done, bytes *atomic.Int64) (stop func()) {
 	if c.Progress == nil {
 		return func() {}
 	}
 	start := time.Now()
+	progress := func() Progress {
+		p := Progress{Workload: workload, Done: done.Load(), Total: c.Records, Elapsed: time.Since(start)}
+		if bytes != nil {
+			p.Bytes = bytes.Load()
+		} else {
+			p.Bytes = p.Done * int64(c.RecordBytes)
+		}
+		return p
+	}
 	quit, finished := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(finished)
@@ -306,13 +324,13 @@ func (c *Config) report(workload string, done *atomic.Int64) (stop func()) {
 			case <-quit:
 				return
 			case <-t.C:
-				c.Progress(Progress{Workload: workload, Done: done.Load(), Total: c.Records, Elapsed: time.Since(start)})
+				c.Progress(progress())
 			}
 		}
 	}()
 	return func() {
 		close(quit)
 		<-finished
-		c.Progress(Progress{Workload: workload, Done: done.Load(), Total: c.Records, Elapsed: time.Since(start)})
+		c.Progress(progress())
 	}
 }

@@ -44,6 +44,7 @@ type Progress struct {
 	Workload string
 	Done     int64 // records acknowledged (produce) or read (consume, e2e)
 	Total    int64
+	Bytes    int64 // record value bytes of the Done records
 	Elapsed  time.Duration
 }
 
@@ -95,6 +96,13 @@ func (p Percentiles) String() string {
 type latencies struct {
 	mu sync.Mutex
 	ns []int64
+}
+
+// newLatencies makes room for n samples, up to a million at first: a
+// larger run grows the slice as it goes rather than asking for all its
+// memory before it starts.
+func newLatencies(n int64) *latencies {
+	return &latencies{ns: make([]int64, 0, min(n, 1<<20))}
 }
 
 func (l *latencies) add(d time.Duration) {

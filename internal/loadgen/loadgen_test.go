@@ -28,7 +28,7 @@ func TestWorkloadsAgainstABroker(t *testing.T) {
 	if res.Records != 3000 || res.Bytes != 300_000 || res.Latency.Count != 3000 || res.Latency.P50 <= 0 || res.Latency.Max < res.Latency.P99 {
 		t.Fatalf("produce: %+v", res)
 	}
-	if n := len(progress); n == 0 || progress[n-1].Done != 3000 || progress[n-1].Workload != "produce" {
+	if n := len(progress); n == 0 || progress[n-1].Done != 3000 || progress[n-1].Bytes != 300_000 || progress[n-1].Workload != "produce" {
 		t.Fatalf("progress %+v: the last report must count every acknowledged record", progress)
 	}
 	t.Log(res)
@@ -40,7 +40,22 @@ func TestWorkloadsAgainstABroker(t *testing.T) {
 	if res.Records != 3000 || res.Bytes != 300_000 || res.Latency.Count != 0 {
 		t.Fatalf("consume: %+v", res)
 	}
+	if p := progress[len(progress)-1]; p.Workload != "consume" || p.Done != 3000 || p.Bytes != 300_000 {
+		t.Fatalf("consume's last progress %+v: want every record and byte read", p)
+	}
 	t.Log(res)
+
+	// Fewer records than the topic holds: exactly that many are counted
+	// (a fetch runs past them), and the record size is what was read.
+	sub := cfg
+	sub.Records, sub.RecordBytes, sub.Progress = 1000, 7, nil
+	res, err = loadgen.Consume(ctx, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Records != 1000 || res.Bytes != 100_000 || res.RecordBytes != 100 {
+		t.Fatalf("consume 1000 of 3000: %+v", res)
+	}
 
 	cfg.Records, cfg.Rate = 500, 1000
 	res, err = loadgen.E2E(ctx, cfg)
