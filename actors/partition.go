@@ -165,7 +165,7 @@ func (a *partitionActor) publishIfMoved() {
 func (a *partitionActor) produce(ctx actor.Context, req *fluxopb.ProduceRequest) {
 	d := a.core.decideProduce(req)
 	if d.append != nil {
-		ev, err := a.log.Append(d.append.batch, d.append.baseOffset, d.append.leaderEpoch, d.append.after)
+		ev, err := a.log.AppendChecked(d.append.batch, d.append.baseOffset, d.append.leaderEpoch, d.append.after)
 		if err != nil {
 			// The store may hold part of this batch; only a restart and
 			// recovery can say. Fail loudly: the supervisor answers the

@@ -46,7 +46,7 @@ type pendingReply struct {
 
 // appendOp is an append the core asks the shell to perform.
 type appendOp struct {
-	batch       []byte
+	batch       recordbatch.Checked
 	baseOffset  int64
 	leaderEpoch int32
 	event       *fluxopb.BatchAppended // without segment position
@@ -111,7 +111,7 @@ func (c *partitionCore) decide(req *fluxopb.ProduceRequest) produceDecision {
 	if int64(len(req.Records)) > int64(c.maxMessageBytes) {
 		return produceDecision{reply: errorReply(kerr.MessageTooLarge, "batch of %d bytes exceeds max.message.bytes %d", len(req.Records), c.maxMessageBytes)}
 	}
-	h, err := recordbatch.Validate(req.Records)
+	batch, h, err := recordbatch.Check(req.Records)
 	switch {
 	case errors.Is(err, recordbatch.ErrCorrupt):
 		return produceDecision{reply: errorReply(kerr.CorruptMessage, "record batch CRC32C mismatch")}
@@ -150,7 +150,7 @@ func (c *partitionCore) decide(req *fluxopb.ProduceRequest) produceDecision {
 	res.BaseOffset = base
 	return produceDecision{
 		reply:      res,
-		append:     &appendOp{batch: req.Records, baseOffset: base, leaderEpoch: c.leaderEpoch, event: ev, after: persistence.ApplyBatch(c.cp, ev)},
+		append:     &appendOp{batch: batch, baseOffset: base, leaderEpoch: c.leaderEpoch, event: ev, after: persistence.ApplyBatch(c.cp, ev)},
 		wait:       true,
 		waitOffset: ev.LastOffset,
 	}

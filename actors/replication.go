@@ -221,7 +221,7 @@ func (a *partitionActor) fetchAnswered(ctx actor.Context, m *fluxopb.ReplicaFetc
 		return
 	}
 	for _, op := range step.appends {
-		if _, err := a.log.Append(op.batch, op.baseOffset, op.leaderEpoch, op.after); err != nil {
+		if _, err := a.log.AppendChecked(op.batch, op.baseOffset, op.leaderEpoch, op.after); err != nil {
 			panic(err)
 		}
 		a.core.applyAppended(op)

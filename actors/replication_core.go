@@ -468,7 +468,7 @@ func (c *partitionCore) followerAppend(batches []byte, leaderHW int64) ([]*appen
 	cp, last := c.cp, c.lastEpoch()
 	var ops []*appendOp
 	for _, b := range parts {
-		h, err := recordbatch.Validate(b)
+		checked, h, err := recordbatch.Check(b)
 		switch {
 		case err != nil:
 			return nil, fmt.Errorf("batch at %d: %w", cp.LogEndOffset, err)
@@ -491,7 +491,7 @@ func (c *partitionCore) followerAppend(batches []byte, leaderHW int64) ([]*appen
 			RecordCount:    h.RecordCount,
 		}
 		next := persistence.ApplyBatch(cp, ev)
-		ops = append(ops, &appendOp{batch: b, baseOffset: h.BaseOffset, leaderEpoch: h.PartitionLeaderEpoch, event: ev, after: next})
+		ops = append(ops, &appendOp{batch: checked, baseOffset: h.BaseOffset, leaderEpoch: h.PartitionLeaderEpoch, event: ev, after: next})
 		cp, last = next, h.PartitionLeaderEpoch
 	}
 	c.repl.leaderHW = leaderHW

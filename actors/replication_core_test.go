@@ -31,7 +31,7 @@ func newSimReplica(id int32, lagMs int64, minISR int) *simReplica {
 }
 
 func (r *simReplica) append(op *appendOp) {
-	b := slices.Clone(op.batch)
+	b := slices.Clone(op.batch.Bytes())
 	recordbatch.SetBaseOffset(b, op.baseOffset)
 	recordbatch.SetLeaderEpoch(b, op.leaderEpoch)
 	r.log = append(r.log, b)

@@ -8,7 +8,9 @@ package gateway
 // request over many partitions costs one group commit, not one per
 // partition. The record bytes are the request frame's own: decoding aliases
 // them and the partition actor writes them to the log as sent (only the base
-// offset and leader epoch, outside the CRC, are rewritten in place).
+// offset and leader epoch, outside the CRC, are rewritten in place). The
+// frame comes from bufpool and goes back only once every partition has
+// answered (recycle.go).
 //
 // Checks, each with Kafka's error code, before anything is appended:
 //   - acks outside {-1, 0, 1}: INVALID_REQUIRED_ACKS for every partition.
@@ -78,7 +80,7 @@ func serveProduce(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Respons
 	gate := produceGateFrom(ctx)
 	gate.waitTurn(ctx)
 	defer gate.submitted()
-	var waits []func()
+	var waits []func() bool
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for i := range req.Topics {
 		rt := &req.Topics[i]
@@ -120,8 +122,16 @@ func serveProduce(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Respons
 		}
 	}
 	gate.submitted()
+	// The frame's body (which the batches alias) may be reused once every
+	// partition it went to has answered: an answer comes after the append.
+	answered := req.Acks != 0
 	for _, wait := range waits {
-		wait()
+		if !wait() {
+			answered = false
+		}
+	}
+	if answered {
+		allowRecycle(ctx)
 	}
 	for i := range resp.Topics {
 		for j := range resp.Topics[i].Partitions {
@@ -137,9 +147,10 @@ func serveProduce(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Respons
 }
 
 // producePartition checks one partition's batch and hands it to the
-// partition; the returned function waits for the answer and fills res (nil
-// when res is already final).
-func (s *Server) producePartition(ctx context.Context, req *kmsg.ProduceRequest, topic string, rp *kmsg.ProduceRequestTopicPartition, maxBytes int32, res *kmsg.ProduceResponseTopicPartition) func() {
+// partition; the returned function waits for the answer, fills res and
+// reports whether the partition answered (false: the batch may still be
+// waiting in its mailbox). It returns nil when res is already final.
+func (s *Server) producePartition(ctx context.Context, req *kmsg.ProduceRequest, topic string, rp *kmsg.ProduceRequestTopicPartition, maxBytes int32, res *kmsg.ProduceResponseTopicPartition) func() bool {
 	if maxBytes <= 0 || len(rp.Records) <= int(maxBytes) {
 		if idx, err := recordbatch.CheckRecords(rp.Records); err != nil {
 			setProduceError(res, req.Version, kerr.InvalidRecord, err.Error(), idx)
@@ -154,9 +165,10 @@ func (s *Server) producePartition(ctx context.Context, req *kmsg.ProduceRequest,
 		Acks:      int32(req.Acks),
 		TimeoutMs: req.TimeoutMillis,
 	})
-	return func() {
+	return func() bool {
 		pr, err := wait()
 		s.fillProduceResult(req, topic, rp, res, pr, err)
+		return err == nil
 	}
 }
 

@@ -664,3 +664,67 @@ func TestInitProducerIDUniqueAcrossRestart(t *testing.T) {
 		t.Fatalf("%d distinct ids, want 8", len(seen))
 	}
 }
+
+// TestProducePipelinedBodiesReused: produce bodies come from a pool and are
+// reused once every partition answered. Many pipelined requests over one
+// connection, answered, rejected and acks=0 alike, must each store exactly
+// the bytes sent: a body reused while a partition still had to read it
+// would show as another request's records.
+func TestProducePipelinedBodiesReused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b, _ := startKafka(t)
+	if _, err := b.CreateTopic(ctx, "reuse", 3); err != nil {
+		t.Fatal(err)
+	}
+	rc := dialProd(t, b.KafkaAddr())
+	const rounds = 60
+	want := map[int32][]string{}
+	var acked []int32
+	for i := 0; i < rounds; i++ {
+		parts := map[int32][]byte{}
+		for p := int32(0); p < 3; p++ {
+			vals := make([]string, 20)
+			for j := range vals {
+				vals[j] = fmt.Sprintf("r%d-p%d-%d-%s", i, p, j, bytes.Repeat([]byte{byte('a' + i%26)}, 300))
+			}
+			want[p] = append(want[p], vals...)
+			parts[p] = build(t, recordbatch.NoProducer, vals...)
+		}
+		switch i % 3 {
+		case 0: // acks=0: no answer, the body is never reused
+			rc.send(produceReq(9, 0, "reuse", parts))
+		case 1: // with a rejected partition next to the good ones
+			parts[7] = build(t, recordbatch.NoProducer, "nowhere")
+			acked = append(acked, rc.send(produceReq(9, 1, "reuse", parts)))
+		default:
+			acked = append(acked, rc.send(produceReq(9, -1, "reuse", parts)))
+		}
+	}
+	for range acked {
+		var size [4]byte
+		if _, err := io.ReadFull(rc.nc, size[:]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(rc.nc, make([]byte, binary.BigEndian.Uint32(size[:]))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for p := int32(0); p < 3; p++ {
+		for highWatermark(t, b, "reuse", p) < int64(len(want[p])) {
+			if ctx.Err() != nil {
+				t.Fatalf("partition %d: high watermark %d, want %d", p, highWatermark(t, b, "reuse", p), len(want[p]))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		got := fetchAll(t, ctx, b, "reuse", p)
+		if len(got) != len(want[p]) {
+			t.Fatalf("partition %d: %d records, want %d", p, len(got), len(want[p]))
+		}
+		for i, r := range got {
+			if string(r.Value) != want[p][i] {
+				t.Fatalf("partition %d offset %d: %.20q, want %.20q", p, i, r.Value, want[p][i])
+			}
+		}
+	}
+}

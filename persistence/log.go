@@ -147,11 +147,23 @@ func (l *partitionLog) Append(batch []byte, baseOffset int64, leaderEpoch int32,
 	if l.closed.Load() {
 		return nil, l.errorf("append", ErrClosed)
 	}
+	c, _, err := recordbatch.Check(batch)
+	if err != nil {
+		return nil, l.errorf("append", fmt.Errorf("%w: %w", ErrCorruptBatch, err))
+	}
+	return l.AppendChecked(c, baseOffset, leaderEpoch, cp)
+}
+
+func (l *partitionLog) AppendChecked(c recordbatch.Checked, baseOffset int64, leaderEpoch int32, cp *fluxopb.PartitionCheckpoint) (*fluxopb.BatchAppended, error) {
+	batch := c.Bytes()
+	if l.closed.Load() {
+		return nil, l.errorf("append", ErrClosed)
+	}
 	if err := l.failure(); err != nil {
 		return nil, l.errorf("append", err)
 	}
-	if _, err := recordbatch.Validate(batch); err != nil {
-		return nil, l.errorf("append", fmt.Errorf("%w: %w", ErrCorruptBatch, err))
+	if len(batch) == 0 {
+		return nil, l.errorf("append", fmt.Errorf("%w: no batch", ErrCorruptBatch))
 	}
 	if end := l.logEnd.Load(); baseOffset != end {
 		return nil, l.errorf("append", fmt.Errorf("%w: base offset %d, log end %d", ErrOffsetOutOfRange, baseOffset, end))

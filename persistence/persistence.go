@@ -57,6 +57,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/fluxo-broker/fluxo/internal/recordbatch"
 	"github.com/fluxo-broker/fluxo/proto/fluxopb"
 )
 
@@ -131,6 +132,12 @@ type Log interface {
 	// cp is the caller's state after this batch (see ApplyBatch). The returned
 	// event is what was recorded. Durability comes from Sync.
 	Append(batch []byte, baseOffset int64, leaderEpoch int32, cp *fluxopb.PartitionCheckpoint) (*fluxopb.BatchAppended, error)
+
+	// AppendChecked is Append for a batch whose CRC32C and header the caller
+	// has already checked (recordbatch.Check): the partition core checks
+	// every batch before deciding on it, and checksumming it again here was
+	// a second pass over every byte produced.
+	AppendChecked(batch recordbatch.Checked, baseOffset int64, leaderEpoch int32, cp *fluxopb.PartitionCheckpoint) (*fluxopb.BatchAppended, error)
 
 	// Sync calls done, from another goroutine, once everything appended before
 	// the call is durable under the store's SyncPolicy, or with the error that

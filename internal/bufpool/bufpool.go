@@ -1,7 +1,8 @@
-// Package bufpool recycles the large byte slices of the read path: a fetch
-// reads up to a partition's max bytes from a segment into a fresh slice, and
-// at hundreds of MB/s allocating (and zeroing) those slices costs more than
-// the read itself.
+// Package bufpool recycles the large byte slices of the read path and of
+// produce requests: a fetch reads up to a partition's max bytes from a
+// segment, and a produce frame carries up to a batch per partition; at
+// hundreds of MB/s allocating (and zeroing, and faulting in) those slices
+// costs more than the read itself.
 //
 // Slices come in power-of-two classes from 4 KiB to 16 MiB. Get returns a
 // slice of the asked length whose contents are undefined; Put hands one back
