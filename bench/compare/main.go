@@ -192,7 +192,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	h := &harness{o: o, sel: sel, dir: dir, log: stderr, procs: &procs{live: map[*child]struct{}{}}}
 	defer h.procs.stopAll(h.logf)
 	start := time.Now()
-	h.rep = &Report{Date: start.UTC(), Quick: o.quick, Settings: h.settings(), Dir: dir}
+	h.rep = &Report{Date: start.UTC(), Quick: o.quick, Only: o.only, Settings: h.settings(), Dir: dir}
 	h.logf("compare: data under %s; %s", dir, h.settings().summary())
 
 	h.runAll(ctx)

@@ -18,6 +18,9 @@ func renderSection(rep *Report) string {
 	if rep.Quick {
 		p("**Quick mode (smoke sizes): these figures only check that the harness works; do not quote them.**\n\n")
 	}
+	if rep.Only != "" {
+		p("**Partial run (`-only %s`): what it did not select was not measured in this run.**\n\n", rep.Only)
+	}
 	p("This run: %s.\n\n", rep.Settings.summary())
 	p("How to reproduce: `task bench:compare` (`go run ./bench/compare`) runs the full comparison\n")
 	p("(%s; about %s free in the temp dir, %s on this machine, best on a quiet\n", fullSettings.summary(), sizeString(diskNeeded(fullSettings.RecoveryBytes)), fullRunTime)

@@ -16,6 +16,7 @@ type Report struct {
 	Date     time.Time     `json:"date"`
 	Elapsed  time.Duration `json:"elapsed_ns"`
 	Quick    bool          `json:"quick"`
+	Only     string        `json:"only,omitempty"` // -only, for a partial run
 	Dir      string        `json:"dir"`
 	Settings Settings      `json:"settings"`
 	Machine  Machine       `json:"machine"`
