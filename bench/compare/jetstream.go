@@ -391,6 +391,16 @@ func (h *harness) jsE2E(ctx context.Context, url string, w jsWorkload, records i
 			return loadgen.Result{}, err
 		}
 	}
+	// A failed publish would leave the consumer waiting for ever: check
+	// every acknowledgement first.
+	select {
+	case <-pjs.PublishAsyncComplete():
+	case <-ctx.Done():
+	}
+	if f := failed.Load(); f > 0 {
+		stop()
+		return loadgen.Result{}, fmt.Errorf("e2e: %d of %d messages failed, first: %v", f, records, firstEr.Load())
+	}
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -399,9 +409,6 @@ func (h *harness) jsE2E(ctx context.Context, url string, w jsWorkload, records i
 	}
 	elapsed := time.Since(start)
 	stop()
-	if f := failed.Load(); f > 0 {
-		return loadgen.Result{}, fmt.Errorf("e2e: %d of %d messages failed, first: %v", f, records, firstEr.Load())
-	}
 	return loadgen.Result{Workload: "e2e", Records: records, RecordBytes: w.recordBytes, Bytes: records * int64(w.recordBytes),
 		Elapsed: elapsed, Latency: lat.percentiles()}, nil
 }
