@@ -117,6 +117,11 @@ func (l *latencies) percentiles() Percentiles {
 	return percentilesOf(l.ns)
 }
 
+// PercentilesOf summarises latency samples in nanoseconds (sorting ns in
+// place), for drivers of other protocols that report in the same Result
+// (the comparison harness's JetStream client).
+func PercentilesOf(ns []int64) Percentiles { return percentilesOf(ns) }
+
 // percentilesOf sorts ns in place and returns its percentiles (nearest
 // rank).
 func percentilesOf(ns []int64) Percentiles {

@@ -93,3 +93,21 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("e2e without a rate: %v", err)
 	}
 }
+
+// PercentilesOf uses the nearest rank: with 1..1000 ms, p50 is the 500th
+// sample, p99 the 990th, p99.9 the 999th.
+func TestPercentilesOf(t *testing.T) {
+	ns := make([]int64, 0, 1000)
+	for i := 1000; i >= 1; i-- { // unsorted on purpose
+		ns = append(ns, int64(i)*int64(time.Millisecond))
+	}
+	p := loadgen.PercentilesOf(ns)
+	want := loadgen.Percentiles{Count: 1000, P50: 500 * time.Millisecond, P99: 990 * time.Millisecond,
+		P999: 999 * time.Millisecond, Max: 1000 * time.Millisecond}
+	if p != want {
+		t.Fatalf("got %+v, want %+v", p, want)
+	}
+	if p := loadgen.PercentilesOf(nil); p != (loadgen.Percentiles{}) {
+		t.Fatalf("no samples: %+v", p)
+	}
+}
