@@ -66,7 +66,7 @@ func TestQuickRun(t *testing.T) {
 	}
 	for _, name := range targetNames() {
 		for _, w := range kafkaWorkloads {
-			if name == "null" && (w == wConsume || w == wE2E) {
+			if name == "null" && (w == wConsume || w == wE2E || w == wE2EFixed) {
 				continue // produce only
 			}
 			r := rep.run(name, w)
@@ -81,8 +81,8 @@ func TestQuickRun(t *testing.T) {
 			if w != wConsume && (res.Latency.Count != res.Records || res.Latency.P50 <= 0 || res.Latency.Max < res.Latency.P99) {
 				t.Errorf("%s %s: latency %+v for %d records", name, w, res.Latency, res.Records)
 			}
-			if w == wE2E && r.Rate <= 0 {
-				t.Errorf("%s e2e: no rate", name)
+			if (w == wE2E || w == wE2EFixed) && r.Rate <= 0 {
+				t.Errorf("%s %s: no rate", name, w)
 			}
 		}
 	}

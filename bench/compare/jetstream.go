@@ -148,6 +148,19 @@ func (h *harness) runJetStream(ctx context.Context, t jsTarget) {
 			h.record(Run{Target: t.name, Workload: wE2E, Result: &r, Rate: rate, Partitions: 1, Producers: 1})
 		}
 	}
+	if h.sel.workload(wE2EFixed) && ctx.Err() == nil {
+		rate, n := h.e2eFixedShape()
+		cctx, cancel := context.WithTimeout(ctx, h.o.timeout)
+		h.logf("  %s %s: %d records at %.0f records/s (the same fixed rate for every target)", t.name, wE2EFixed, n, rate)
+		r, err := h.jsE2E(cctx, url, jsFor(wlE2E), n, rate, t.name)
+		cancel()
+		if err != nil {
+			h.fail(t.name, wE2EFixed, err)
+		} else {
+			h.logf("  %s %s", t.name, r)
+			h.record(Run{Target: t.name, Workload: wE2EFixed, Result: &r, Rate: rate, Partitions: 1, Producers: 1})
+		}
+	}
 	if h.sel.workload(wProduce100) && ctx.Err() == nil {
 		produce(wlProduce100)
 	}

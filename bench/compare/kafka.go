@@ -378,6 +378,10 @@ func (h *harness) runKafka(ctx context.Context, t kafkaTarget) {
 	if ok && t.fetch && h.sel.workload(wE2E) && ctx.Err() == nil {
 		h.kafkaE2E(ctx, t, b, peak)
 	}
+	if t.fetch && h.sel.workload(wE2EFixed) && ctx.Err() == nil {
+		rate, records := h.e2eFixedShape()
+		h.kafkaE2EAt(ctx, t, b, wE2EFixed, rate, records, "the same fixed rate for every target")
+	}
 	if h.sel.workload(wProduce100) && ctx.Err() == nil {
 		produce(wlProduce100)
 	}
@@ -460,25 +464,37 @@ func (h *harness) e2eShape(peak loadgen.Result) (rate float64, records int64) {
 }
 
 func (h *harness) kafkaE2E(ctx context.Context, t kafkaTarget, b broker, peak loadgen.Result) {
-	ctx, cancel := context.WithTimeout(ctx, h.o.timeout)
-	defer cancel()
 	rate, records := h.e2eShape(peak)
 	if rate <= 0 {
 		h.fail(t.name, wE2E, errors.New("no produce rate to take half of"))
 		return
 	}
+	h.kafkaE2EAt(ctx, t, b, wE2E, rate, records, fmt.Sprintf("half of produce's %.0f", peak.RecordsPerSec()))
+}
+
+// kafkaE2EAt runs an end-to-end latency workload at rate.
+func (h *harness) kafkaE2EAt(ctx context.Context, t kafkaTarget, b broker, workload string, rate float64, records int64, why string) {
+	ctx, cancel := context.WithTimeout(ctx, h.o.timeout)
+	defer cancel()
 	addr, err := b.prepare(ctx, wlE2E.topic, wlE2E.partitions, t.rf)
 	if err != nil {
-		h.fail(t.name, wE2E, err)
+		h.fail(t.name, workload, err)
 		return
 	}
-	h.logf("  %s e2e: %d records at %.0f records/s (half of produce's %.0f)", t.name, records, rate, peak.RecordsPerSec())
+	h.logf("  %s %s: %d records at %.0f records/s (%s)", t.name, workload, records, rate, why)
 	r, err := loadgen.E2E(ctx, loadgen.Config{Brokers: strings.Split(addr, ","), Topic: wlE2E.topic, Records: records,
 		RecordBytes: wlE2E.recordBytes, Partitions: wlE2E.partitions, Replication: t.rf, Rate: rate, Progress: h.progress(t.name)})
 	if err != nil {
-		h.fail(t.name, wE2E, err)
+		h.fail(t.name, workload, err)
 		return
 	}
 	h.logf("  %s %s", t.name, r)
-	h.record(Run{Target: t.name, Workload: wE2E, Result: &r, Rate: rate, Partitions: wlE2E.partitions, Producers: 1})
+	h.record(Run{Target: t.name, Workload: workload, Result: &r, Rate: rate, Partitions: wlE2E.partitions, Producers: 1})
+}
+
+// e2eFixedShape is the rate and record count of the fixed-rate end-to-end
+// run: the same load for every target, far below any of their peaks.
+func (h *harness) e2eFixedShape() (rate float64, records int64) {
+	rate = h.o.e2eFixedRate
+	return rate, max(int64(rate*h.o.e2eDuration.Seconds()/2), 100)
 }

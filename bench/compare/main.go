@@ -53,6 +53,8 @@ type options struct {
 	slowRecords int64 // records per workload for slow targets (JetStream sync always)
 	e2eDuration time.Duration
 	e2eMax      int64 // at most this many e2e records
+	// e2eFixedRate: records/s of the fixed-rate end-to-end run (for e2eDuration/2)
+	e2eFixedRate float64
 
 	recoveryBytes      int64
 	recoveryPartitions int
@@ -81,6 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Int64Var(&o.records, "records", 300_000, "records per throughput workload")
 	fs.Int64Var(&o.slowRecords, "slow-records", 20_000, "records per workload for slow targets (JetStream with sync always); marked in the tables")
 	fs.DurationVar(&o.e2eDuration, "e2e-duration", 10*time.Second, "length of each end-to-end latency run (records = rate x duration)")
+	fs.Float64Var(&o.e2eFixedRate, "e2e-fixed-rate", 10_000, "records/s of the fixed-rate end-to-end run (the same load for every target, for half of -e2e-duration)")
 	fs.Int64Var(&o.e2eMax, "e2e-max-records", 1_000_000, "at most this many records per end-to-end run")
 	recovery := fs.String("recovery-bytes", "10GiB", "bytes held by the node whose restart is timed (e.g. 10GiB, 64MiB)")
 	fs.IntVar(&o.recoveryPartitions, "recovery-partitions", 8, "partitions holding the recovery data")

@@ -106,13 +106,16 @@ func renderSection(rep *Report) string {
 	throughput("Produce, 1 KiB records (4 partitions, 1 producer)", wProduce, true)
 	throughput("Consume, catch-up read of the produced 1 KiB records", wConsume, false)
 
-	if rep.hasWorkload(wE2E) {
-		p("### End-to-end latency, 1 KiB records at 50%% of each target's produce peak\n\n")
+	e2eTable := func(title, workload string) {
+		if !rep.hasWorkload(workload) {
+			return
+		}
+		p("### %s\n\n", title)
 		p("| target | rate (records/s) | records | p50 | p99 | p99.9 | max |\n|---|---|---|---|---|---|---|\n")
 		for _, name := range targetNames() {
-			r := rep.run(name, wE2E)
+			r := rep.run(name, workload)
 			if r == nil {
-				if rep.failed(name, wE2E) {
+				if rep.failed(name, workload) {
 					p("| `%s` | failed (see below) | | | | | |\n", name)
 				}
 				continue
@@ -123,6 +126,8 @@ func renderSection(rep *Report) string {
 		}
 		p("\n")
 	}
+	e2eTable("End-to-end latency, 1 KiB records at 50% of each target's produce peak", wE2E)
+	e2eTable("End-to-end latency, 1 KiB records at one fixed rate for every target", wE2EFixed)
 	throughput("Produce, 100 B records (4 partitions, 1 producer)", wProduce100, true)
 	throughput("Produce, 1 KiB records, 16 producers on 64 partitions", wProduce16, true)
 
@@ -162,7 +167,10 @@ func renderSection(rep *Report) string {
 	p("  from its `Produce` call to its acknowledgement. Consume is a catch-up read from the start of\n")
 	p("  every partition (one consumer, 64 MiB fetches). End-to-end: one producer at half of the target's\n")
 	p("  measured produce rate (linger 0), one consumer from the end; latency is from just before the\n")
-	p("  produce to the consumer's poll (send time in the value, one process, one clock).\n")
+	p("  produce to the consumer's poll (send time in the value, one process, one clock). The same\n")
+	p("  again at one fixed rate for every target (%s records/s for half the e2e duration), a load\n", thousands(int64(rep.Settings.E2EFixedRate)))
+	p("  far below every peak: at half of a peak, on 2 cores the client shares with the broker, the\n")
+	p("  latency is mostly the client's and the scheduler's queues.\n")
 	p("- Topics are created, and every partition has a leader (and, RF=3, three in-sync replicas),\n")
 	p("  before any timing starts. The null broker serves produce only: no consume or e2e figures.\n")
 	p("- JetStream: an embedded nats-server with JetStream, file storage, one stream per workload\n")

@@ -40,6 +40,7 @@ type Settings struct {
 	Records            int64         `json:"records"`
 	SlowRecords        int64         `json:"slow_records"`
 	E2EDuration        time.Duration `json:"e2e_duration_ns"`
+	E2EFixedRate       float64       `json:"e2e_fixed_rate"`
 	RecoveryBytes      int64         `json:"recovery_bytes"`
 	RecoveryPartitions int           `json:"recovery_partitions"`
 	IdleTopics         int           `json:"idle_topics"`
@@ -48,13 +49,13 @@ type Settings struct {
 }
 
 func (h *harness) settings() Settings {
-	return Settings{Records: h.o.records, SlowRecords: h.o.slowRecords, E2EDuration: h.o.e2eDuration,
+	return Settings{Records: h.o.records, SlowRecords: h.o.slowRecords, E2EDuration: h.o.e2eDuration, E2EFixedRate: h.o.e2eFixedRate,
 		RecoveryBytes: h.o.recoveryBytes, RecoveryPartitions: h.o.recoveryPartitions,
 		IdleTopics: h.o.idleTopics, IdlePerTopic: h.o.idlePerTopic, JSWindow: h.o.jsWindow}
 }
 
 // fullSettings are the defaults (a run without -quick or size flags).
-var fullSettings = Settings{Records: 300_000, SlowRecords: 20_000, E2EDuration: 10 * time.Second,
+var fullSettings = Settings{Records: 300_000, SlowRecords: 20_000, E2EDuration: 10 * time.Second, E2EFixedRate: 10_000,
 	RecoveryBytes: 10 << 30, RecoveryPartitions: 8, IdleTopics: 100, IdlePerTopic: 100, JSWindow: 4096}
 
 // fullRunTime is the estimated length of a full run on the project's

@@ -11,6 +11,7 @@ const (
 	wProduce    = "produce"       // 1 KiB records, 4 partitions, 1 producer
 	wConsume    = "consume"       // catch-up read of what produce wrote
 	wE2E        = "e2e"           // end-to-end latency at 50% of produce's rate
+	wE2EFixed   = "e2e-fixed"     // end-to-end latency at one fixed rate (-e2e-fixed-rate)
 	wProduce100 = "produce-100b"  // 100 B records
 	wProduce16  = "produce-16x64" // 16 producers, 64 partitions
 	wRecovery   = "recovery"      // Fluxo: restart time of a node holding -recovery-bytes
@@ -18,10 +19,10 @@ const (
 	wMachine    = "machine"       // disk and loopback limits
 )
 
-var workloadNames = []string{wProduce, wConsume, wE2E, wProduce100, wProduce16, wRecovery, wIdle, wMachine}
+var workloadNames = []string{wProduce, wConsume, wE2E, wE2EFixed, wProduce100, wProduce16, wRecovery, wIdle, wMachine}
 
 // kafkaWorkloads run against every target (Kafka and JetStream).
-var kafkaWorkloads = []string{wProduce, wConsume, wE2E, wProduce100, wProduce16}
+var kafkaWorkloads = []string{wProduce, wConsume, wE2E, wE2EFixed, wProduce100, wProduce16}
 
 func targetNames() []string {
 	var out []string
