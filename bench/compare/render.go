@@ -49,6 +49,11 @@ func renderSection(rep *Report) string {
 		p("| %s | %s | %s |\n", g.Name, g.Figures, st)
 	}
 	p("\n")
+	if f := rep.run("fluxo-fsync", wProduce); f != nil && f.Result != nil && rep.Limits.DiskMBps > 0 {
+		p("For scale: durable produce here is %.2f of this machine's own sequential write with an\n", f.Result.MBPerSec()/rep.Limits.DiskMBps)
+		p("fdatasync per MiB (%.0f of %.0f MB/s). The null broker stores nothing, so its figure is not\n", f.Result.MBPerSec(), rep.Limits.DiskMBps)
+		p("bounded by the disk; a durable broker's is.\n\n")
+	}
 
 	p("### Targets\n\n| target | what |\n|---|---|\n")
 	for _, t := range kafkaTargets {
