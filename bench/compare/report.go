@@ -60,7 +60,7 @@ var fullSettings = Settings{Records: 300_000, SlowRecords: 20_000, E2EDuration: 
 
 // fullRunTime is the estimated length of a full run on the project's
 // machine (2 cores).
-const fullRunTime = "about 10 minutes"
+const fullRunTime = "about 4-5 minutes"
 
 // diskNeeded is the free space a run asks for: the recovery data, a quarter
 // more for the writes around the kill -9 and preallocated segments, and
