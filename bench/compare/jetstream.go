@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -204,7 +203,7 @@ func (h *harness) jsProduce(ctx context.Context, url string, w jsWorkload, recor
 	if err := ensureStream(ctx, url, w); err != nil {
 		return loadgen.Result{}, err
 	}
-	vals := newValues(w.recordBytes)
+	vals := loadgen.NewValues(w.recordBytes)
 	var (
 		lat     = newSamples(records)
 		acked   atomic.Int64
@@ -257,7 +256,7 @@ func (h *harness) jsProduce(ctx context.Context, url string, w jsWorkload, recor
 					errs <- ctx.Err()
 					return
 				}
-				m := &nats.Msg{Subject: w.subject(i), Data: vals.at(i)}
+				m := &nats.Msg{Subject: w.subject(i), Data: vals.At(i)}
 				p.mu.Lock()
 				p.sent[m] = time.Now()
 				p.mu.Unlock()
@@ -386,7 +385,7 @@ func (h *harness) jsE2E(ctx context.Context, url string, w jsWorkload, records i
 		return loadgen.Result{}, err
 	}
 	defer pnc.Close()
-	vals := newValues(w.recordBytes)
+	vals := loadgen.NewValues(w.recordBytes)
 	stop := h.reportEvery(target, "e2e", records, &got)
 	start := time.Now()
 	for i := range records {
@@ -397,7 +396,7 @@ func (h *harness) jsE2E(ctx context.Context, url string, w jsWorkload, records i
 			break
 		}
 		v := make([]byte, w.recordBytes)
-		copy(v[8:], vals.at(i)[8:])
+		copy(v[8:], vals.At(i)[8:])
 		binary.LittleEndian.PutUint64(v, uint64(time.Now().UnixNano()))
 		if err := publishAsync(ctx, pjs, &nats.Msg{Subject: w.subject(i), Data: v}); err != nil {
 			stop()
@@ -465,27 +464,4 @@ func (s *samples) percentiles() loadgen.Percentiles {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return loadgen.PercentilesOf(s.ns)
-}
-
-// values are incompressible record values, as loadgen makes them: record
-// i is its own slice of a 16 MiB random pool.
-type values struct {
-	pool []byte
-	size int
-}
-
-const valuePool = 16 << 20
-
-func newValues(size int) *values {
-	rng := rand.New(rand.NewPCG(1, 2))
-	pool := make([]byte, valuePool+size)
-	for i := 0; i+8 <= len(pool); i += 8 {
-		binary.LittleEndian.PutUint64(pool[i:], rng.Uint64())
-	}
-	return &values{pool: pool, size: size}
-}
-
-func (v *values) at(i int64) []byte {
-	off := int((i * int64(v.size)) % valuePool)
-	return v.pool[off : off+v.size]
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/fluxo-broker/fluxo/internal/loadgen"
 )
 
 // Machine describes where the run happened.
@@ -125,7 +127,7 @@ func diskWrite(ctx context.Context, dir string, total int64) (int64, time.Durati
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	block := newValues(1 << 20).at(0)
+	block := loadgen.NewValues(1 << 20).At(0)
 	var written int64
 	var syncs time.Duration
 	n := 0
@@ -178,7 +180,7 @@ func loopbackStream(ctx context.Context, d time.Duration) (int64, time.Duration,
 	if err != nil {
 		return 0, 0, err
 	}
-	buf := newValues(1 << 20).at(1)
+	buf := loadgen.NewValues(1 << 20).At(1)
 	end := time.Now().Add(d)
 	for time.Now().Before(end) && ctx.Err() == nil {
 		if _, err := c.Write(buf); err != nil {

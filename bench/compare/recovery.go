@@ -148,7 +148,7 @@ func produceThenKill(ctx context.Context, addr string, c *child, parts int32) (m
 	var mu sync.Mutex
 	acked := map[int32]int64{}
 	var n int64
-	vals := newValues(1024)
+	vals := loadgen.NewValues(1024)
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -159,7 +159,7 @@ func produceThenKill(ctx context.Context, addr string, c *child, parts int32) (m
 				return
 			default:
 			}
-			cl.Produce(pctx, &kgo.Record{Value: vals.at(i)}, func(r *kgo.Record, err error) {
+			cl.Produce(pctx, &kgo.Record{Value: vals.At(i)}, func(r *kgo.Record, err error) {
 				if err != nil {
 					return
 				}

@@ -95,7 +95,7 @@ func Produce(ctx context.Context, cfg Config) (Result, error) {
 		}
 		defer clients[i].Close()
 	}
-	vals := newValues(cfg.RecordBytes)
+	vals := NewValues(cfg.RecordBytes)
 	lat := newLatencies(cfg.Records)
 	var acked, failed atomic.Int64
 	var firstErr atomic.Value
@@ -113,7 +113,7 @@ func Produce(ctx context.Context, cfg Config) (Result, error) {
 					return
 				}
 				sent := time.Now()
-				cl.Produce(ctx, &kgo.Record{Value: vals.at(i)}, func(_ *kgo.Record, err error) {
+				cl.Produce(ctx, &kgo.Record{Value: vals.At(i)}, func(_ *kgo.Record, err error) {
 					if err != nil {
 						failed.Add(1)
 						firstErr.CompareAndSwap(nil, err)
@@ -243,7 +243,7 @@ func E2E(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	defer prod.Close()
-	vals := newValues(cfg.RecordBytes)
+	vals := NewValues(cfg.RecordBytes)
 	stop := cfg.report("e2e", &got, nil)
 	start := time.Now()
 	p := pacer{start: start, rate: cfg.Rate}
@@ -255,7 +255,7 @@ func E2E(ctx context.Context, cfg Config) (Result, error) {
 			break
 		}
 		v := make([]byte, cfg.RecordBytes)
-		copy(v[8:], vals.at(i)[8:])
+		copy(v[8:], vals.At(i)[8:])
 		binary.LittleEndian.PutUint64(v, uint64(time.Now().UnixNano()))
 		prod.Produce(ctx, &kgo.Record{Value: v}, func(_ *kgo.Record, err error) {
 			if err != nil {

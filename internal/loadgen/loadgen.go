@@ -6,6 +6,7 @@
 package loadgen
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -190,30 +191,30 @@ const AcksNone = -100
 // max.message.bytes is about 1 MiB).
 const maxRecordBytes = 1 << 20
 
-// values hands out incompressible record values: each record gets its own
+// Values hands out incompressible record values: each record gets its own
 // slice of a random pool, so compression cannot turn the run into a
-// compression benchmark.
-type values struct {
+// compression benchmark. Drivers of other protocols (bench/compare's
+// JetStream) use it too, so every broker gets the same bytes.
+type Values struct {
 	pool []byte
 	size int
 }
 
 const valuePool = 16 << 20
 
-func newValues(size int) *values {
+// NewValues makes the pool for values of size bytes (the same pool on
+// every call: the seed is fixed).
+func NewValues(size int) *Values {
 	rng := rand.New(rand.NewPCG(1, 2))
 	pool := make([]byte, valuePool+size)
 	for i := 0; i+8 <= len(pool); i += 8 {
-		v := rng.Uint64()
-		for j := range 8 {
-			pool[i+j] = byte(v >> (8 * j))
-		}
+		binary.LittleEndian.PutUint64(pool[i:], rng.Uint64())
 	}
-	return &values{pool: pool, size: size}
+	return &Values{pool: pool, size: size}
 }
 
-// at is the value of record i (shared: not to be written).
-func (v *values) at(i int64) []byte {
+// At is the value of record i (shared: not to be written).
+func (v *Values) At(i int64) []byte {
 	off := int((i * int64(v.size)) % valuePool)
 	return v.pool[off : off+v.size]
 }
