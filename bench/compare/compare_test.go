@@ -34,9 +34,6 @@ func (l *lockedLog) String() string {
 // section between the markers, goals table included, without losing the
 // rest of the file. It builds fluxo into the test's temp dir.
 func TestQuickRun(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts brokers and builds fluxo: not in -short")
-	}
 	dir := t.TempDir()
 	md := filepath.Join(dir, "BENCHMARKS.md")
 	const intro, rest = "# Fluxo benchmarks\n\nIntro paragraph.\n\n", "## Storage\n\nHand-written figures.\n"
