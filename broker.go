@@ -275,6 +275,17 @@ func (b *Broker) Kill() error {
 // reconnects it (fault injection for tests; see testkit.Cluster.Isolate).
 func (b *Broker) SetIsolated(on bool) { b.meta.SetIsolated(on) }
 
+// StoreLeader is the node leading the coordination store's Raft group now
+// (ok false on a single node, or when it cannot be told). Tests use it to
+// tell a broker kill that also stalls the store (5-7 s) from one that does
+// not.
+func (b *Broker) StoreLeader(ctx context.Context) (int32, bool) {
+	if !b.node.Clustered() {
+		return 0, false
+	}
+	return b.meta.StreamLeader(ctx)
+}
+
 // Metrics is the broker's metrics (nil without WithMetricsListen).
 func (b *Broker) Metrics() *metrics.Metrics { return b.metrics }
 

@@ -415,3 +415,23 @@ func watchKV[T any](ctx context.Context, s *Store, op, pattern string, buffer in
 	}()
 	return out, nil
 }
+
+// StreamLeader is the node whose NATS server leads the bucket's stream (the
+// Raft group every write and decision read goes through), as the stream
+// reports it now; ok is false when it has no leader or cannot say. When that
+// node dies, the store cannot write until the stream elects another leader
+// (5-7 s measured), whatever the brokers do.
+func (s *Store) StreamLeader(ctx context.Context) (nodeID int32, ok bool) {
+	if s.down() {
+		return 0, false
+	}
+	st, err := s.js.Stream(ctx, bucketStream)
+	if err != nil || st.CachedInfo().Cluster == nil {
+		return 0, false
+	}
+	var id int32
+	if _, err := fmt.Sscanf(st.CachedInfo().Cluster.Leader, "fluxo-%d", &id); err != nil {
+		return 0, false
+	}
+	return id, true
+}

@@ -297,6 +297,23 @@ func (c *Cluster) Isolate(i int) {
 	}
 }
 
+// StoreLeader is the broker whose NATS server leads the coordination store's
+// Raft group, as the first running broker sees it (-1: none or unknown). A
+// kill of that broker stalls every store write for the stream's election
+// (5-7 s) before any partition can get a new leader.
+func (c *Cluster) StoreLeader() int32 {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for i := range c.Size() {
+		if b := c.Broker(i); b != nil {
+			if id, ok := b.StoreLeader(ctx); ok {
+				return id
+			}
+		}
+	}
+	return -1
+}
+
 // Heal reconnects broker i.
 func (c *Cluster) Heal(i int) {
 	if b := c.Broker(i); b != nil {
