@@ -55,7 +55,9 @@ func (m *clusterMember) controllerLoop(ctx context.Context) {
 		case <-m.kick:
 		case <-t.C:
 		}
-		if _, active := m.ctrl.Epoch(); !active || !m.live.Settled() {
+		// A fenced controller's liveness view is no guide: it would see
+		// the brokers it cannot hear as dead.
+		if _, active := m.ctrl.Epoch(); !active || !m.live.Settled() || m.fenced.Load() {
 			continue
 		}
 		if err := m.reconcile(ctx, aliveSince); err != nil && ctx.Err() == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -46,6 +47,9 @@ type clusterMember struct {
 	// joined; leadership in it or an older epoch is not applied
 	// (cluster_reclaim.go).
 	withheld map[persistence.PartitionID]int32
+	// fenced: this node does not hear a majority of the brokers, so it
+	// serves none of its leaderships (cluster_fence.go).
+	fenced atomic.Bool
 }
 
 func newClusterMember(n *Node) *clusterMember {
@@ -150,13 +154,14 @@ func (n *Node) JoinCluster(ctx context.Context, kafkaHost string, kafkaPort int3
 		return fmt.Errorf("join cluster: %w", err)
 	}
 	m.joined = true
-	m.wg.Add(6)
+	m.wg.Add(7)
 	go m.reclaimLeaderships(wctx, old)
 	go m.followPartitions(parts)
 	go m.followTopics(wctx, topics)
 	go m.refreshLoop(wctx)
 	go m.tickLoop(wctx)
 	go m.controllerLoop(wctx)
+	go m.fenceLoop(wctx)
 	n.logger.Info("joined the cluster", "node", m.self, "remote", n.RemoteAddress(), "kafka", fmt.Sprintf("%s:%d", kafkaHost, kafkaPort))
 	return nil
 }
@@ -429,17 +434,21 @@ func (n *Node) Clustered() bool { return n.member != nil }
 func (n *Node) NodeID() int32 { return n.cfg.NodeID }
 
 // LiveBrokers lists the registered brokers heard from within the liveness
-// window, sorted by id (this node alone before JoinCluster).
+// window (every registered broker while fenced), sorted by id (nil before
+// JoinCluster).
 func (n *Node) LiveBrokers() []ClusterBroker {
 	m := n.member
 	if m == nil || !m.joined {
 		return nil
 	}
+	fenced := m.fenced.Load()
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	var out []ClusterBroker
 	for id, b := range m.brokers {
-		if id == m.self || m.live.Alive(id) {
+		// Fenced, this node cannot tell who is alive: it lists everyone,
+		// so clients can reach the brokers that still form the cluster.
+		if fenced || id == m.self || m.live.Alive(id) {
 			out = append(out, ClusterBroker{NodeID: id, Host: b.KafkaHost, Port: b.KafkaPort})
 		}
 	}
@@ -479,7 +488,14 @@ func (n *Node) PartitionLeadership(topic string, p int32) (Leadership, bool) {
 		return Leadership{}, false
 	}
 	l := Leadership{Leader: st.Leader, LeaderEpoch: st.LeaderEpoch, Replicas: slices.Clone(st.Replicas), ISR: slices.Clone(st.Isr)}
-	if l.Leader >= 0 && l.Leader != m.self && m.live != nil && !m.live.Alive(l.Leader) {
+	switch {
+	case m.fenced.Load():
+		// Cut off, this node's liveness view is no guide to the others;
+		// its own leaderships may have moved already.
+		if l.Leader == m.self {
+			l.Leader = -1
+		}
+	case l.Leader >= 0 && l.Leader != m.self && m.live != nil && !m.live.Alive(l.Leader):
 		l.Leader = -1 // dead: the controller is about to elect another
 	}
 	return l, true

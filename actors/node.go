@@ -310,6 +310,10 @@ func (n *Node) ProduceSend(ctx context.Context, req *fluxopb.ProduceRequest) fun
 		res := &fluxopb.ProduceResponse{ErrorCode: int32(kerrr.Code), ErrorMessage: fmt.Sprintf("topic %q partition %d does not exist", req.Topic, req.Partition), BaseOffset: -1, LogAppendTimeMs: -1}
 		return func() (*fluxopb.ProduceResponse, error) { return res, nil }
 	}
+	if n.fenced() && h.view.leader.Load() {
+		res := &fluxopb.ProduceResponse{ErrorCode: int32(kerr.NotLeaderForPartition.Code), ErrorMessage: "this broker is cut off from the cluster's majority: its leadership may have moved", BaseOffset: -1, LogAppendTimeMs: -1}
+		return func() (*fluxopb.ProduceResponse, error) { return res, nil }
+	}
 	if req.Acks == 0 {
 		n.system.Root.Send(h.pid, req)
 		return func() (*fluxopb.ProduceResponse, error) {
@@ -375,7 +379,7 @@ func (n *Node) Fetch(ctx context.Context, req *fluxopb.FetchRequest) (*fluxopb.F
 	if kerrr != nil {
 		return &fluxopb.FetchResponse{ErrorCode: int32(kerrr.Code), ErrorMessage: fmt.Sprintf("topic %q partition %d does not exist", req.Topic, req.Partition), HighWatermark: -1, LogStartOffset: -1}, nil
 	}
-	if !h.view.leader.Load() {
+	if !n.leads(h) {
 		return &fluxopb.FetchResponse{ErrorCode: int32(kerr.NotLeaderForPartition.Code), ErrorMessage: "this broker does not lead the partition", HighWatermark: -1, LogStartOffset: -1}, nil
 	}
 	maxBytes := int(req.MaxBytes)
@@ -410,7 +414,7 @@ func (n *Node) ListOffsets(ctx context.Context, req *fluxopb.ListOffsetsRequest)
 		return &fluxopb.ListOffsetsResponse{ErrorCode: int32(kerrr.Code), Offset: -1, Timestamp: -1}, nil
 	}
 	log, err := h.view.currentLog()
-	if err == nil && !h.view.leader.Load() {
+	if err == nil && !n.leads(h) {
 		err = errors.New("this broker does not lead the partition")
 	}
 	if err != nil {

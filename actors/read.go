@@ -42,7 +42,7 @@ func (n *Node) ReadPartition(topic string, partition int32, offset int64, maxByt
 		return PartitionRead{HighWatermark: -1, LogStartOffset: -1, LogEndOffset: -1, LeaderEpoch: -1, Err: kerr.UnknownTopicOrPartition}
 	}
 	v := h.view
-	if !v.leader.Load() {
+	if !n.leads(h) {
 		return PartitionRead{HighWatermark: -1, LogStartOffset: -1, LogEndOffset: -1, LeaderEpoch: v.leaderEpoch.Load(), Err: kerr.NotLeaderForPartition}
 	}
 	changed := v.waitChan() // before reading the offsets
@@ -162,7 +162,7 @@ func (n *Node) EndOffsetForEpoch(topic string, partition int32, epoch int32) (Ep
 		return undefined, kerr.UnknownTopicOrPartition
 	}
 	log, err := h.view.currentLog()
-	if err != nil || !h.view.leader.Load() {
+	if err != nil || !n.leads(h) {
 		return undefined, kerr.NotLeaderForPartition
 	}
 	return epochEnd(log.Checkpoint().GetEpochs(), h.view.leaderEpoch.Load(), h.view.logEnd.Load(), epoch), nil
