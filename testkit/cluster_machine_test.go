@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,6 +47,41 @@ type clusterMachine struct {
 	isolated int
 	paused   bool
 	pausedB  int32
+	// steps is the schedule so far, printed if a step hangs.
+	steps []string
+	t0    time.Time
+}
+
+// stepStuckAfter bounds a step that cannot be cancelled: an idempotent send
+// of unknown outcome is retried by franz-go whatever its context says.
+const stepStuckAfter = 90 * time.Second
+
+func (m *clusterMachine) step(format string, args ...any) {
+	m.steps = append(m.steps, fmt.Sprintf("%7.2fs  ", time.Since(m.t0).Seconds())+fmt.Sprintf(format, args...))
+}
+
+// guard panics, naming the step, the schedule so far and each broker's view
+// of the partitions, if the step has not ended within stepStuckAfter: a
+// hang then says what hung instead of running into the test timeout.
+func (m *clusterMachine) guard(what string) (done func()) {
+	t := time.AfterFunc(stepStuckAfter, func() {
+		var b strings.Builder
+		fmt.Fprintf(&b, "cluster machine: %s (topic %s) stuck for %v; the schedule:\n", what, m.topic, stepStuckAfter)
+		for _, s := range m.steps {
+			fmt.Fprintf(&b, "  %s\n", s)
+		}
+		for i := range m.c.Size() {
+			if br := m.c.Broker(i); br != nil {
+				for p := range int32(machineParts) {
+					st, _ := br.Node().Partition(m.topic, p)
+					ld, _ := br.Node().PartitionLeadership(m.topic, p)
+					fmt.Fprintf(&b, "  broker %d p%d: replica %+v, recorded %+v, fenced %v\n", i, p, st, ld, br.Node().Fenced())
+				}
+			}
+		}
+		panic(b.String())
+	})
+	return func() { t.Stop() }
 }
 
 const machineParts = 2
@@ -63,7 +99,11 @@ func (m *clusterMachine) Produce(t *rapid.T) {
 	ctx, cancel := context.WithTimeout(m.ctx, 15*time.Second)
 	defer cancel()
 	r := &kgo.Record{Topic: m.topic, Partition: p, Value: []byte(v)}
+	m.step("produce %s to p%d", v, p)
+	done := m.guard("produce " + v)
 	err := m.cl.ProduceSync(ctx, r).FirstErr()
+	done()
+	m.step("  %s: offset %d, err %v", v, r.Offset, err)
 	switch {
 	case err == nil:
 		if prev, ok := m.acked[p][r.Offset]; ok {
@@ -86,6 +126,7 @@ func (m *clusterMachine) CommitOffset(t *rapid.T) {
 	if err == nil {
 		err = res.Error()
 	}
+	m.step("commit %d: err %v", off, err)
 	if err == nil {
 		m.commit, m.commitQ = off, nil
 		return
@@ -105,6 +146,7 @@ func (m *clusterMachine) Fault(t *rapid.T) {
 		i := rapid.IntRange(0, m.c.Size()-1).Draw(t, "broker")
 		m.c.Isolate(i)
 		m.isolated = i
+		m.step("isolate broker %d", i)
 	case 2:
 		if m.paused {
 			t.Skip("one pause at a time")
@@ -115,9 +157,11 @@ func (m *clusterMachine) Fault(t *rapid.T) {
 		}
 		m.c.PausePartition(int(l), m.topic, 0)
 		m.paused, m.pausedB = true, l
+		m.step("pause p0 on broker %d", l)
 	case 3:
 		p := rapid.Int32Range(0, machineParts-1).Draw(t, "panic partition")
 		m.panics.Arm(fmt.Sprintf("/%s-%d", m.topic, p), 1, nil)
+		m.step("arm a panic in p%d", p)
 	}
 }
 
@@ -126,6 +170,7 @@ func (m *clusterMachine) Heal(t *rapid.T) {
 }
 
 func (m *clusterMachine) heal(t *rapid.T) {
+	m.step("heal")
 	m.panics.Disarm()
 	if m.paused {
 		m.c.ResumePartition(int(m.pausedB), m.topic, 0)
@@ -230,7 +275,7 @@ func TestClusterStateMachine(t *testing.T) {
 		m := &clusterMachine{
 			c: c, panics: panics, ctx: ctx,
 			topic: fmt.Sprintf("machine-%d", n), group: fmt.Sprintf("machine-group-%d", n),
-			acked: map[int32]map[int64]string{}, maybe: map[string]bool{}, commit: -1, isolated: -1,
+			acked: map[int32]map[int64]string{}, maybe: map[string]bool{}, commit: -1, isolated: -1, t0: time.Now(),
 		}
 		for p := range int32(machineParts) {
 			m.acked[p] = map[int64]string{}
