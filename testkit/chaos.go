@@ -40,7 +40,7 @@ type ChaosEnv struct {
 
 // Nemeses returns every nemesis testkit has: broker kill and restart, a
 // crash that loses unsynced writes (power cut), a slow disk, isolation (a
-// zombie that still takes client requests), a paused leader partition
+// zombie that takes client requests until it fences itself), a paused leader partition
 // actor, and panics in a partition actor, the groups supervisor (every
 // group actor restarts) and the broker actor (every partition of the
 // broker restarts).

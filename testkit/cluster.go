@@ -289,7 +289,8 @@ func (c *Cluster) SlowDisk(i int, d time.Duration) {
 // coordination store (no heartbeats sent or heard, no reads, writes or
 // watch deliveries) and its replication traffic is dropped both ways. Kafka
 // clients still reach it, so a leader isolated this way is a zombie: it
-// believes it leads until it hears otherwise. Heal ends it.
+// believes it leads until, hearing no majority for the liveness window, it
+// fences itself (NOT_LEADER_OR_FOLLOWER to clients). Heal ends it.
 func (c *Cluster) Isolate(i int) {
 	c.faults[i].isolated.Store(true)
 	if b := c.Broker(i); b != nil {
