@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -34,19 +35,16 @@ func (m *clusterMember) hearsMajority() bool {
 	if !m.live.Settled() {
 		return true
 	}
+	alive := m.live.AliveSet()
 	m.mu.RLock()
-	ids := make([]int32, 0, len(m.brokers))
-	for id := range m.brokers {
-		ids = append(ids, id)
-	}
-	m.mu.RUnlock()
+	defer m.mu.RUnlock()
 	total, heard := 1, 1 // this broker
-	for _, id := range ids {
+	for id := range m.brokers {
 		if id == m.self {
 			continue
 		}
 		total++
-		if m.live.Alive(id) {
+		if slices.Contains(alive, id) {
 			heard++
 		}
 	}
@@ -83,18 +81,14 @@ func (m *clusterMember) fenceLoop(ctx context.Context) {
 	}
 }
 
-// fenced reports whether this node is cut off from the cluster's majority
-// (never on a single node).
-func (n *Node) fenced() bool {
+// Fenced reports whether this broker is cut off from the cluster's majority
+// and so serves none of its leaderships (never on a single node).
+func (n *Node) Fenced() bool {
 	return n.member != nil && n.member.fenced.Load()
 }
-
-// Fenced reports whether this broker is cut off from the cluster's majority
-// and so serves none of its leaderships.
-func (n *Node) Fenced() bool { return n.fenced() }
 
 // leads reports whether this node serves clients as the partition's
 // leader: its replica leads and the node is not fenced.
 func (n *Node) leads(h *partitionHandle) bool {
-	return h.view.leader.Load() && !n.fenced()
+	return h.view.leader.Load() && !n.Fenced()
 }

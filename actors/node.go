@@ -307,12 +307,10 @@ func (n *Node) Produce(ctx context.Context, req *fluxopb.ProduceRequest) (*fluxo
 func (n *Node) ProduceSend(ctx context.Context, req *fluxopb.ProduceRequest) func() (*fluxopb.ProduceResponse, error) {
 	h, kerrr := n.handle(req.Topic, req.Partition)
 	if kerrr != nil {
-		res := &fluxopb.ProduceResponse{ErrorCode: int32(kerrr.Code), ErrorMessage: fmt.Sprintf("topic %q partition %d does not exist", req.Topic, req.Partition), BaseOffset: -1, LogAppendTimeMs: -1}
-		return func() (*fluxopb.ProduceResponse, error) { return res, nil }
+		return produceRefused(kerrr, fmt.Sprintf("topic %q partition %d does not exist", req.Topic, req.Partition))
 	}
-	if n.fenced() && h.view.leader.Load() {
-		res := &fluxopb.ProduceResponse{ErrorCode: int32(kerr.NotLeaderForPartition.Code), ErrorMessage: "this broker is cut off from the cluster's majority: its leadership may have moved", BaseOffset: -1, LogAppendTimeMs: -1}
-		return func() (*fluxopb.ProduceResponse, error) { return res, nil }
+	if n.Fenced() && h.view.leader.Load() {
+		return produceRefused(kerr.NotLeaderForPartition, "this broker is cut off from the cluster's majority: its leadership may have moved")
 	}
 	if req.Acks == 0 {
 		n.system.Root.Send(h.pid, req)
@@ -336,6 +334,12 @@ func (n *Node) ProduceSend(ctx context.Context, req *fluxopb.ProduceRequest) fun
 		}
 		return pr, nil
 	}
+}
+
+// produceRefused answers a produce without sending it to the partition.
+func produceRefused(e *kerr.Error, msg string) func() (*fluxopb.ProduceResponse, error) {
+	res := &fluxopb.ProduceResponse{ErrorCode: int32(e.Code), ErrorMessage: msg, BaseOffset: -1, LogAppendTimeMs: -1}
+	return func() (*fluxopb.ProduceResponse, error) { return res, nil }
 }
 
 // timeout is the bound of one request: the node's RequestTimeout, lowered by
